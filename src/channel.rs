@@ -1,0 +1,629 @@
+//! One end of the channel, driven by a `uv_poll` handle on Node's own event loop.
+//!
+//! Design (see ../shared/reference/measured-designs.md): reading and writing happen in the libuv poll callback
+//! on the JS thread, so there is no extra thread to wake and one JS call delivers every frame that arrived in
+//! that turn of the loop. JS hands over already-coalesced bytes; the kernel gets them in as few `sendmsg`
+//! calls as it accepts, and only the part it did not take is copied into the queue.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::{BufferSlice, Function};
+use napi::{sys, Env, JsValue};
+
+// Exported functions return `Result<T, String>`: errors carry a stable string `code` (see `error.rs`).
+use napi::Result;
+use napi_derive::napi;
+
+use crate::error::ChannelError;
+use crate::framing::{self, Serialization, Splitter};
+use crate::transport::{self, Read};
+use crate::uv;
+
+/// Bytes asked of the kernel per read when no large frame is pending.
+const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read in one poll callback before handing them to JS, so one fast peer cannot starve the loop.
+const READ_BUDGET: usize = 4 * 1024 * 1024;
+/// A batch up to this size is copied into a V8-owned Buffer (cheaper than an external one with a finalizer);
+/// larger ones are handed over without copying.
+const COPY_BATCH_MAX: usize = 64 * 1024;
+
+type Shared = Rc<RefCell<State>>;
+
+struct State {
+  env: sys::napi_env,
+  fd: RawFd,
+  /// The `uv_poll_t`, null once closing started.
+  handle: *mut c_void,
+  callback: sys::napi_ref,
+  async_context: sys::napi_async_context,
+  splitter: Splitter,
+  /// Received bytes; `inbuf[..scanned]` are whole frames not yet handed to JS.
+  inbuf: Vec<u8>,
+  scanned: usize,
+  /// Total length of the incomplete frame at `scanned`, once known.
+  pending_frame: Option<usize>,
+  /// Bytes the kernel has not taken yet: `outq[out_start..]`.
+  outq: Vec<u8>,
+  out_start: usize,
+  /// Bytes handed to the kernel since the channel opened, handshake excluded.
+  written: u64,
+  hello_len: u64,
+  /// Whether JS asked to keep the event loop alive.
+  js_ref: bool,
+  refed: bool,
+  polled: c_int,
+  /// Close once the queue is empty.
+  closing: bool,
+  /// No more I/O: the end was seen or close was called.
+  done: bool,
+  /// The pointer given to the env cleanup hook (an `Rc` of this state), while registered.
+  cleanup_arg: *const RefCell<State>,
+}
+
+/// What one poll callback hands to JS.
+#[derive(Default)]
+struct Delivery {
+  frames: Option<Vec<u8>>,
+  written: bool,
+  end: Option<End>,
+}
+
+enum End {
+  Eof,
+  Failed(String),
+}
+
+/// The native end of a channel. JS owns one per process pair; it is internal (the public API is in index.js).
+#[napi]
+pub struct NativeChannel {
+  state: Shared,
+}
+
+/// Creates the socketpair for a new subprocess: `[parentEnd, childEnd]`, both close-on-exec.
+#[napi]
+pub fn create_socketpair() -> Result<Vec<i32>, String> {
+  let (a, b) = transport::socketpair().map_err(ChannelError::Io)?;
+  Ok(vec![a, b])
+}
+
+/// Closes a descriptor this process owns (the parent's copy of the child's end after spawning).
+#[napi]
+pub fn close_fd(fd: i32) {
+  transport::close(fd);
+}
+
+/// Opens the channel on `fd`, sending the handshake at once. `callback(frames, written, end)` is called
+/// from the event loop: `frames` is a Buffer of whole frames or undefined, `written` the bytes handed to the
+/// kernel so far, `end` undefined while open, `''` on end-of-file, or an error message.
+#[napi]
+pub fn open_channel(
+  env: Env,
+  fd: i32,
+  serialization: String,
+  max_payload: f64,
+  callback: Function<'_>,
+) -> Result<NativeChannel, String> {
+  let mode = Serialization::from_name(&serialization).ok_or(ChannelError::BadArgument(
+    "serialization must be 'advanced' or 'json'",
+  ))?;
+  transport::adopt(fd).map_err(ChannelError::Adopt)?;
+  let raw_env = env.raw();
+  let mut callback_ref = ptr::null_mut();
+  let mut async_context = ptr::null_mut();
+  let mut event_loop = ptr::null_mut();
+  // SAFETY: plain N-API calls on the current env with live values.
+  unsafe {
+    check(sys::napi_create_reference(
+      raw_env,
+      callback.raw(),
+      1,
+      &mut callback_ref,
+    ))?;
+    let mut name = ptr::null_mut();
+    check(sys::napi_create_string_utf8(
+      raw_env,
+      c"native-ipc".as_ptr(),
+      10,
+      &mut name,
+    ))?;
+    check(sys::napi_async_init(
+      raw_env,
+      ptr::null_mut(),
+      name,
+      &mut async_context,
+    ))?;
+    check(sys::napi_get_uv_event_loop(raw_env, &mut event_loop))?;
+  }
+  let handle = uv::alloc_poll();
+  if handle.is_null() {
+    return Err(ChannelError::Io(std::io::ErrorKind::OutOfMemory.into()).into());
+  }
+  // SAFETY: `handle` is zeroed memory of uv_poll_t size and `event_loop` is this env's loop.
+  let rc = unsafe { uv::uv_poll_init(event_loop.cast(), handle, fd) };
+  if rc != 0 {
+    // SAFETY: never initialised, so libuv holds no reference to it.
+    unsafe { libc::free(handle) };
+    return Err(ChannelError::Uv(uv::strerror(rc)).into());
+  }
+  let hello = framing::hello_frame(mode);
+  let state = Rc::new(RefCell::new(State {
+    env: raw_env,
+    fd,
+    handle,
+    callback: callback_ref,
+    async_context,
+    splitter: Splitter::new(mode, max_payload as u64),
+    inbuf: Vec::with_capacity(READ_CHUNK),
+    scanned: 0,
+    pending_frame: None,
+    hello_len: hello.len() as u64,
+    outq: hello,
+    out_start: 0,
+    written: 0,
+    js_ref: false,
+    refed: true,
+    polled: 0,
+    closing: false,
+    done: false,
+    cleanup_arg: ptr::null(),
+  }));
+  // SAFETY: the handle's data owns one Rc, released in `on_closed`; the cleanup hook owns another.
+  unsafe {
+    (*(handle as *mut uv::HandleHead)).data = Rc::into_raw(state.clone()) as *mut c_void;
+    let arg = Rc::into_raw(state.clone());
+    state.borrow_mut().cleanup_arg = arg;
+    check(sys::napi_add_env_cleanup_hook(
+      raw_env,
+      Some(on_env_cleanup),
+      arg as *mut c_void,
+    ))?;
+  }
+  {
+    let mut s = state.borrow_mut();
+    // The handshake usually fits the empty socket buffer; what does not is written when writable.
+    if let Err(e) = s.flush() {
+      drop(s);
+      finish(&state);
+      return Err(e.into());
+    }
+    s.update_poll();
+  }
+  Ok(NativeChannel { state })
+}
+
+#[napi]
+impl NativeChannel {
+  /// Queues `head` (and `body`, for a large payload kept out of the coalescing buffer) and writes what the
+  /// kernel takes now. Returns the bytes written so far, for JS to settle the sends they cover.
+  #[napi]
+  pub fn write(&self, head: BufferSlice, body: Option<BufferSlice>) -> Result<f64, String> {
+    let mut s = self.state.borrow_mut();
+    if s.done || s.closing {
+      return Err(ChannelError::Closed.into());
+    }
+    let body: &[u8] = body.as_deref().unwrap_or(&[]);
+    if s.out_start == s.outq.len() {
+      // Nothing queued: try the kernel directly and keep only the rest.
+      let n = transport::write(s.fd, &[&head, body]).map_err(ChannelError::Write)?;
+      s.written += n as u64;
+      let (rest_head, rest_body) = if n < head.len() {
+        (&head[n..], body)
+      } else {
+        (&[][..], &body[n - head.len()..])
+      };
+      s.outq.clear();
+      s.out_start = 0;
+      s.outq.extend_from_slice(rest_head);
+      s.outq.extend_from_slice(rest_body);
+    } else {
+      s.outq.extend_from_slice(&head);
+      s.outq.extend_from_slice(body);
+    }
+    s.update_poll();
+    Ok(s.written_by_js())
+  }
+
+  /// Bytes given to `write` that the kernel has not taken yet.
+  #[napi(getter)]
+  pub fn queued(&self) -> f64 {
+    let s = self.state.borrow();
+    (s.outq.len() - s.out_start) as f64
+  }
+
+  /// Whether the channel keeps the event loop alive (queued writes always do).
+  #[napi]
+  pub fn set_ref(&self, keep_alive: bool) {
+    let mut s = self.state.borrow_mut();
+    s.js_ref = keep_alive;
+    s.update_ref();
+  }
+
+  /// Closes the channel: at once with `graceful = false`, else once queued bytes were written.
+  #[napi]
+  pub fn close(&self, graceful: bool) {
+    let empty = {
+      let mut s = self.state.borrow_mut();
+      if s.done {
+        return;
+      }
+      s.closing = true;
+      s.update_ref();
+      s.out_start == s.outq.len()
+    };
+    if !graceful || empty {
+      finish(&self.state);
+    }
+  }
+
+  /// Writes every queued byte before the process exits, waiting at most `timeout_ms` for a peer that does
+  /// not read. Returns the bytes written so far.
+  #[napi]
+  pub fn flush_sync(&self, timeout_ms: u32) -> f64 {
+    let mut s = self.state.borrow_mut();
+    while !s.done && s.out_start < s.outq.len() {
+      match s.flush() {
+        Ok(_) if s.out_start < s.outq.len() => {
+          if !transport::wait_writable(s.fd, timeout_ms as i32) {
+            break;
+          }
+        }
+        _ => break,
+      }
+    }
+    s.written_by_js()
+  }
+}
+
+impl State {
+  fn written_by_js(&self) -> f64 {
+    self.written.saturating_sub(self.hello_len) as f64
+  }
+
+  /// Writes queued bytes until the kernel stops taking them.
+  fn flush(&mut self) -> std::result::Result<bool, ChannelError> {
+    let mut progressed = false;
+    while self.out_start < self.outq.len() {
+      let n =
+        transport::write(self.fd, &[&self.outq[self.out_start..]]).map_err(ChannelError::Write)?;
+      if n == 0 {
+        break;
+      }
+      progressed = true;
+      self.out_start += n;
+      self.written += n as u64;
+    }
+    if self.out_start == self.outq.len() {
+      self.outq.clear();
+      self.out_start = 0;
+      if self.outq.capacity() > 4 * READ_CHUNK {
+        self.outq.shrink_to(READ_CHUNK);
+      }
+    } else if self.out_start > self.outq.len() / 2 {
+      self.outq.drain(..self.out_start);
+      self.out_start = 0;
+    }
+    Ok(progressed)
+  }
+
+  fn update_ref(&mut self) {
+    if self.handle.is_null() {
+      return;
+    }
+    let want = (self.js_ref && !self.closing) || self.out_start < self.outq.len();
+    if want != self.refed {
+      // SAFETY: the handle is open (not null).
+      unsafe {
+        if want {
+          uv::uv_ref(self.handle)
+        } else {
+          uv::uv_unref(self.handle)
+        }
+      }
+      self.refed = want;
+    }
+  }
+
+  fn update_poll(&mut self) {
+    if self.handle.is_null() {
+      return;
+    }
+    let mut events = uv::READABLE;
+    if self.out_start < self.outq.len() {
+      events |= uv::WRITABLE;
+    }
+    if events != self.polled {
+      // SAFETY: the handle is initialised and open.
+      let rc = unsafe { uv::uv_poll_start(self.handle, events, on_poll) };
+      if rc == 0 {
+        self.polled = events;
+      }
+    }
+    self.update_ref();
+  }
+
+  /// Reads what is available, without holding bytes past the read budget.
+  fn read_available(&mut self) -> std::result::Result<Option<End>, ChannelError> {
+    let mut budget = READ_BUDGET;
+    loop {
+      // A large frame is read to its exact end into a buffer of its own size, so that it is never copied.
+      let want = match self.pending_frame {
+        Some(total) if total > READ_CHUNK => self.scanned + total - self.inbuf.len(),
+        _ => READ_CHUNK,
+      };
+      self.inbuf.reserve_exact(want);
+      let spare = &mut self.inbuf.spare_capacity_mut()[..want];
+      match transport::read(self.fd, spare).map_err(ChannelError::Read)? {
+        Read::Data(n) => {
+          // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+          unsafe { self.inbuf.set_len(self.inbuf.len() + n) };
+          self.scan()?;
+          budget = budget.saturating_sub(n);
+          if budget == 0 {
+            return Ok(None);
+          }
+        }
+        Read::WouldBlock => return Ok(None),
+        Read::Eof => return Ok(Some(End::Eof)),
+      }
+    }
+  }
+
+  fn scan(&mut self) -> std::result::Result<(), ChannelError> {
+    let scan = self
+      .splitter
+      .scan(&self.inbuf[self.scanned..])
+      .map_err(ChannelError::Frame)?;
+    if scan.handshake_len > 0 {
+      // The handshake is always the first frame of the stream, so it sits at the start of the buffer.
+      self.inbuf.drain(..scan.handshake_len);
+      self.scanned += scan.complete - scan.handshake_len;
+    } else {
+      self.scanned += scan.complete;
+    }
+    self.pending_frame = scan.pending_frame_len;
+    Ok(())
+  }
+
+  /// Takes the whole frames read so far, leaving the incomplete tail in place.
+  fn take_frames(&mut self) -> Option<Vec<u8>> {
+    if self.scanned == 0 {
+      return None;
+    }
+    let tail_len = self.inbuf.len() - self.scanned;
+    let capacity = READ_CHUNK.max(tail_len);
+    let mut rest = Vec::with_capacity(capacity);
+    rest.extend_from_slice(&self.inbuf[self.scanned..]);
+    let mut frames = std::mem::replace(&mut self.inbuf, rest);
+    frames.truncate(self.scanned);
+    self.scanned = 0;
+    Some(frames)
+  }
+
+  fn service(&mut self, status: c_int, events: c_int) -> Delivery {
+    let mut out = Delivery::default();
+    if status < 0 {
+      out.end = Some(End::Failed(format!(
+        "polling the channel failed: {}",
+        uv::strerror(status)
+      )));
+      return out;
+    }
+    if events & uv::WRITABLE != 0 {
+      match self.flush() {
+        Ok(progressed) => out.written = progressed,
+        Err(e) if e.is_peer_gone() => out.end = Some(End::Eof),
+        Err(e) => out.end = Some(End::Failed(e.to_string())),
+      }
+    }
+    if out.end.is_none() && events & uv::READABLE != 0 {
+      match self.read_available() {
+        Ok(end) => out.end = end,
+        Err(e) => out.end = Some(End::Failed(e.to_string())),
+      }
+    }
+    if matches!(out.end, Some(End::Failed(_))) {
+      // Frames after a bad one cannot be trusted, but the whole ones before it were valid and are delivered.
+      self.inbuf.truncate(self.scanned);
+    }
+    out.frames = self.take_frames();
+    if out.end.is_some() {
+      self.done = true;
+    } else {
+      self.update_poll();
+    }
+    out
+  }
+}
+
+fn check(status: sys::napi_status) -> std::result::Result<(), ChannelError> {
+  if status == sys::Status::napi_ok {
+    Ok(())
+  } else {
+    Err(ChannelError::Napi(status))
+  }
+}
+
+/// Stops polling, closes the descriptor and releases the JS callback. Safe to call more than once.
+fn finish(state: &Shared) {
+  let mut s = state.borrow_mut();
+  s.done = true;
+  if s.handle.is_null() {
+    return;
+  }
+  let handle = std::mem::replace(&mut s.handle, ptr::null_mut());
+  let cleanup_arg = std::mem::replace(&mut s.cleanup_arg, ptr::null());
+  // SAFETY: the handle is open; the env is alive because we are on its JS thread outside teardown.
+  unsafe {
+    uv::uv_poll_stop(handle);
+    uv::uv_close(handle, Some(on_closed));
+    if !cleanup_arg.is_null() {
+      sys::napi_remove_env_cleanup_hook(s.env, Some(on_env_cleanup), cleanup_arg as *mut c_void);
+      drop(Rc::from_raw(cleanup_arg));
+    }
+    sys::napi_delete_reference(s.env, s.callback);
+    sys::napi_async_destroy(s.env, s.async_context);
+  }
+  s.callback = ptr::null_mut();
+  transport::close(s.fd);
+}
+
+unsafe extern "C" fn on_closed(handle: *mut c_void) {
+  // SAFETY: `data` holds the Rc created in `open_channel`; the memory came from calloc.
+  unsafe {
+    let data = (*(handle as *mut uv::HandleHead)).data as *const RefCell<State>;
+    drop(Rc::from_raw(data));
+    libc::free(handle);
+  }
+}
+
+/// The env is going away (a worker thread ended): close the handle so libuv does not abort, without N-API
+/// calls, which are no longer allowed.
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+  // SAFETY: `arg` is the Rc given to napi_add_env_cleanup_hook.
+  let state = unsafe { Rc::from_raw(arg as *const RefCell<State>) };
+  let mut s = state.borrow_mut();
+  s.done = true;
+  s.cleanup_arg = ptr::null();
+  if !s.handle.is_null() {
+    let handle = std::mem::replace(&mut s.handle, ptr::null_mut());
+    // SAFETY: the handle is open.
+    unsafe {
+      uv::uv_poll_stop(handle);
+      uv::uv_close(handle, Some(on_closed));
+    }
+    transport::close(s.fd);
+  }
+}
+
+unsafe extern "C" fn on_poll(handle: *mut c_void, status: c_int, events: c_int) {
+  // SAFETY: `data` holds a live Rc for as long as the handle is open; take one more for this call, so the
+  // state outlives a `close()` made by the JS callback.
+  let state: Shared = unsafe {
+    let data = (*(handle as *mut uv::HandleHead)).data as *const RefCell<State>;
+    Rc::increment_strong_count(data);
+    Rc::from_raw(data)
+  };
+  let delivery = state.borrow_mut().service(status, events);
+  let ended = delivery.end.is_some();
+  if delivery.frames.is_some() || delivery.written || ended {
+    deliver(&state, delivery);
+  }
+  if ended {
+    finish(&state);
+  }
+}
+
+/// Calls the JS callback once with everything this turn produced.
+fn deliver(state: &Shared, delivery: Delivery) {
+  let (env, callback, async_context, written) = {
+    let s = state.borrow();
+    if s.callback.is_null() {
+      return;
+    }
+    (s.env, s.callback, s.async_context, s.written_by_js())
+  };
+  // SAFETY: on the env's JS thread, inside a handle scope opened here; no RefCell borrow is held while JS
+  // runs, so the callback may write to or close this channel.
+  unsafe {
+    let mut scope = ptr::null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+      return;
+    }
+    let mut argv = [ptr::null_mut(); 3];
+    let mut undefined = ptr::null_mut();
+    sys::napi_get_undefined(env, &mut undefined);
+    argv[0] = match delivery.frames {
+      Some(frames) => make_buffer(env, frames).unwrap_or(undefined),
+      None => undefined,
+    };
+    sys::napi_create_double(env, written, &mut argv[1]);
+    argv[2] = match delivery.end {
+      None => undefined,
+      Some(End::Eof) => js_string(env, ""),
+      Some(End::Failed(message)) => js_string(env, &message),
+    };
+    let mut func = ptr::null_mut();
+    sys::napi_get_reference_value(env, callback, &mut func);
+    let mut result = ptr::null_mut();
+    let status = sys::napi_make_callback(
+      env,
+      async_context,
+      undefined,
+      func,
+      argv.len(),
+      argv.as_ptr(),
+      &mut result,
+    );
+    if status == sys::Status::napi_pending_exception {
+      // A throw in the handler becomes an uncaught exception, as for any other event callback.
+      let mut error = ptr::null_mut();
+      sys::napi_get_and_clear_last_exception(env, &mut error);
+      sys::napi_fatal_exception(env, error);
+    }
+    sys::napi_close_handle_scope(env, scope);
+  }
+}
+
+unsafe fn js_string(env: sys::napi_env, text: &str) -> sys::napi_value {
+  let mut value = ptr::null_mut();
+  // SAFETY: `text` is valid UTF-8 of the given length.
+  unsafe {
+    sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut value)
+  };
+  value
+}
+
+unsafe fn make_buffer(env: sys::napi_env, frames: Vec<u8>) -> Option<sys::napi_value> {
+  let mut value = ptr::null_mut();
+  let mut data = ptr::null_mut();
+  if frames.len() <= COPY_BATCH_MAX {
+    // SAFETY: copies `frames` into a new V8-owned Buffer.
+    let status = unsafe {
+      sys::napi_create_buffer_copy(
+        env,
+        frames.len(),
+        frames.as_ptr().cast(),
+        &mut data,
+        &mut value,
+      )
+    };
+    return (status == sys::Status::napi_ok).then_some(value);
+  }
+  let mut frames = std::mem::ManuallyDrop::new(frames);
+  let len = frames.len();
+  let ptr = frames.as_mut_ptr();
+  let hint = Box::into_raw(Box::new((ptr as usize, len, frames.capacity())));
+  // SAFETY: the Vec's allocation is owned by the Buffer until `drop_vec` reassembles and frees it.
+  let mut status = unsafe {
+    sys::napi_create_external_buffer(
+      env,
+      len,
+      ptr.cast(),
+      Some(drop_vec),
+      hint.cast(),
+      &mut value,
+    )
+  };
+  if status != sys::Status::napi_ok {
+    // Runtimes that forbid external buffers get a copy.
+    // SAFETY: reclaim the allocation we just leaked, copy it, and free it.
+    unsafe {
+      let (p, l, c) = *Box::from_raw(hint);
+      let owned = Vec::from_raw_parts(p as *mut u8, l, c);
+      status = sys::napi_create_buffer_copy(env, l, owned.as_ptr().cast(), &mut data, &mut value);
+    }
+  }
+  (status == sys::Status::napi_ok).then_some(value)
+}
+
+unsafe extern "C" fn drop_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: `hint` is the Box made in `make_buffer`, describing a Vec we leaked there.
+  unsafe {
+    let (p, l, c) = *Box::from_raw(hint as *mut (usize, usize, usize));
+    drop(Vec::from_raw_parts(p as *mut u8, l, c));
+  }
+}

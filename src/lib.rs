@@ -1,0 +1,12 @@
+//! native-ipc: the Rust end of a fast IPC channel for Node.js subprocesses.
+//!
+//! `transport` (socketpair and syscalls) and `framing` (frame layout, handshake, limits) are plain Rust;
+//! `channel` drives them from Node's event loop and is the only module that talks to N-API.
+
+#![deny(clippy::all)]
+
+mod channel;
+mod error;
+pub mod framing;
+mod transport;
+mod uv;

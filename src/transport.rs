@@ -1,0 +1,190 @@
+//! The Unix socketpair and the raw, non-blocking syscalls on it. Nothing here knows about napi.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Creates the channel's socketpair: `(parent_end, child_end)`, both close-on-exec so no other spawned
+/// program inherits them; the parent's end is non-blocking. The spawn code passes `child_end` to exactly one
+/// child, where it is duplicated onto a fixed descriptor (which clears close-on-exec for that copy only).
+pub fn socketpair() -> io::Result<(RawFd, RawFd)> {
+  let mut fds = [0 as RawFd; 2];
+  // SAFETY: `fds` is a valid out-array of two ints.
+  let rc = unsafe {
+    libc::socketpair(
+      libc::AF_UNIX,
+      libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+      0,
+      fds.as_mut_ptr(),
+    )
+  };
+  if rc != 0 {
+    return Err(io::Error::last_os_error());
+  }
+  if let Err(e) = set_nonblocking(fds[0]) {
+    close(fds[0]);
+    close(fds[1]);
+    return Err(e);
+  }
+  Ok((fds[0], fds[1]))
+}
+
+/// Makes `fd` non-blocking and close-on-exec: what the side that adopts an inherited end needs, so that a
+/// grandchild never inherits the channel.
+pub fn adopt(fd: RawFd) -> io::Result<()> {
+  // SAFETY: fcntl on an arbitrary integer is safe; errors are reported through the return value.
+  let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+  if rc != 0 {
+    return Err(io::Error::last_os_error());
+  }
+  let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+  // SAFETY: `stat` is a valid out-pointer.
+  if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+    return Err(io::Error::last_os_error());
+  }
+  // SAFETY: fstat succeeded, so the struct is initialised.
+  let mode = unsafe { stat.assume_init() }.st_mode;
+  if mode & libc::S_IFMT != libc::S_IFSOCK {
+    return Err(io::Error::new(
+      io::ErrorKind::InvalidInput,
+      format!("file descriptor {fd} is not a socket"),
+    ));
+  }
+  set_nonblocking(fd)
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+  // SAFETY: see `adopt`.
+  let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+  if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } != 0 {
+    return Err(io::Error::last_os_error());
+  }
+  Ok(())
+}
+
+/// Closes `fd`, ignoring errors (there is nothing useful to do about them).
+pub fn close(fd: RawFd) {
+  // SAFETY: closing an fd we own.
+  unsafe {
+    libc::close(fd);
+  }
+}
+
+/// Outcome of one non-blocking read.
+pub enum Read {
+  /// This many bytes arrived.
+  Data(usize),
+  /// Nothing to read right now.
+  WouldBlock,
+  /// The peer closed its end.
+  Eof,
+}
+
+/// Reads into `buf` without blocking, retrying on EINTR.
+pub fn read(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Read> {
+  loop {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+      return Ok(Read::Data(n as usize));
+    }
+    if n == 0 {
+      return Ok(Read::Eof);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+      Some(libc::EINTR) => continue,
+      Some(libc::EAGAIN) => return Ok(Read::WouldBlock),
+      // A peer that died with unread data in its buffer resets the connection: that is its end too.
+      Some(libc::ECONNRESET) => return Ok(Read::Eof),
+      _ => return Err(err),
+    }
+  }
+}
+
+/// Writes as much of `parts` as the kernel takes now, with MSG_NOSIGNAL so a closed peer is an EPIPE
+/// error rather than a SIGPIPE that kills the process. Returns the bytes written (0 when it would block).
+pub fn write(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+  let mut iov: [libc::iovec; 2] = [libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+  }; 2];
+  let mut count = 0;
+  for part in parts.iter().filter(|p| !p.is_empty()).take(2) {
+    iov[count] = libc::iovec {
+      iov_base: part.as_ptr() as *mut _,
+      iov_len: part.len(),
+    };
+    count += 1;
+  }
+  if count == 0 {
+    return Ok(0);
+  }
+  // SAFETY: a zeroed msghdr is valid; iov points at `count` live slices.
+  let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+  msg.msg_iov = iov.as_mut_ptr();
+  msg.msg_iovlen = count;
+  loop {
+    // SAFETY: `msg` is fully initialised above.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if n >= 0 {
+      return Ok(n as usize);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+      Some(libc::EINTR) => continue,
+      Some(libc::EAGAIN) => return Ok(0),
+      _ => return Err(err),
+    }
+  }
+}
+
+/// Waits up to `timeout_ms` for `fd` to become writable; false on timeout or error.
+pub fn wait_writable(fd: RawFd, timeout_ms: i32) -> bool {
+  let mut pfd = libc::pollfd {
+    fd,
+    events: libc::POLLOUT,
+    revents: 0,
+  };
+  // SAFETY: one valid pollfd.
+  let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+  rc == 1 && pfd.revents & libc::POLLOUT != 0
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn pair_carries_bytes_and_reports_eof() {
+    let (a, b) = socketpair().unwrap();
+    adopt(b).unwrap();
+    assert_eq!(write(a, &[b"he", b"llo"]).unwrap(), 5);
+    let mut buf = vec![std::mem::MaybeUninit::new(0u8); 16];
+    match read(b, &mut buf).unwrap() {
+      Read::Data(n) => assert_eq!(n, 5),
+      _ => panic!("expected data"),
+    }
+    assert!(matches!(read(b, &mut buf).unwrap(), Read::WouldBlock));
+    close(a);
+    assert!(matches!(read(b, &mut buf).unwrap(), Read::Eof));
+    close(b);
+  }
+
+  #[test]
+  fn writing_to_a_closed_peer_is_an_error_not_a_signal() {
+    let (a, b) = socketpair().unwrap();
+    close(b);
+    let err = write(a, &[b"x"]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+    close(a);
+  }
+
+  #[test]
+  fn adopting_a_non_socket_is_refused() {
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    assert!(adopt(fds[0]).is_err());
+    close(fds[0]);
+    close(fds[1]);
+  }
+}
