@@ -185,10 +185,14 @@ pub fn open_channel(
   {
     let mut s = state.borrow_mut();
     // The handshake usually fits the empty socket buffer; what does not is written when writable.
-    if let Err(e) = s.flush() {
-      drop(s);
-      finish(&state);
-      return Err(e.into());
+    match s.flush() {
+      // A peer that already left shows up as end-of-file on the first poll, like any other exit.
+      Err(e) if !e.is_peer_gone() => {
+        drop(s);
+        finish(&state);
+        return Err(e.into());
+      }
+      _ => {}
     }
     s.update_poll();
   }
@@ -206,6 +210,11 @@ impl NativeChannel {
       return Err(ChannelError::Closed.into());
     }
     let body: &[u8] = body.as_deref().unwrap_or(&[]);
+    // Give the kernel what waits first: a sender that produces faster than the loop turns still feeds the
+    // socket on every call, so the reader works in parallel instead of waiting for this side to go idle.
+    if s.out_start < s.outq.len() {
+      s.flush()?;
+    }
     if s.out_start == s.outq.len() {
       // Nothing queued: try the kernel directly and keep only the rest.
       let n = transport::write(s.fd, &[&head, body]).map_err(ChannelError::Write)?;
@@ -425,6 +434,10 @@ impl State {
         Err(e) => out.end = Some(End::Failed(e.to_string())),
       }
     }
+    if out.end.is_none() && self.closing && self.out_start == self.outq.len() {
+      // A graceful close waited for the queue; it is empty now.
+      out.end = Some(End::Eof);
+    }
     if matches!(out.end, Some(End::Failed(_))) {
       // Frames after a bad one cannot be trusted, but the whole ones before it were valid and are delivered.
       self.inbuf.truncate(self.scanned);
@@ -548,11 +561,14 @@ fn deliver(state: &Shared, delivery: Delivery) {
     };
     let mut func = ptr::null_mut();
     sys::napi_get_reference_value(env, callback, &mut func);
+    // `napi_make_callback` converts the receiver to an object, so it cannot be undefined.
+    let mut global = ptr::null_mut();
+    sys::napi_get_global(env, &mut global);
     let mut result = ptr::null_mut();
     let status = sys::napi_make_callback(
       env,
       async_context,
-      undefined,
+      global,
       func,
       argv.len(),
       argv.as_ptr(),

@@ -20,12 +20,32 @@ pub fn socketpair() -> io::Result<(RawFd, RawFd)> {
   if rc != 0 {
     return Err(io::Error::last_os_error());
   }
+  for fd in fds {
+    grow_send_buffer(fd);
+  }
   if let Err(e) = set_nonblocking(fds[0]) {
     close(fds[0]);
     close(fds[1]);
     return Err(e);
   }
   Ok((fds[0], fds[1]))
+}
+
+/// Bytes a sender may have in flight before the socket reports full. Linux's default (~208 KiB) makes a
+/// fast sender sleep and wake many times per megabyte; the kernel caps this at `net.core.wmem_max`.
+const SEND_BUFFER: libc::c_int = 2 * 1024 * 1024;
+
+fn grow_send_buffer(fd: RawFd) {
+  // SAFETY: setsockopt with a valid int option value; failure only leaves the default size.
+  unsafe {
+    libc::setsockopt(
+      fd,
+      libc::SOL_SOCKET,
+      libc::SO_SNDBUF,
+      (&SEND_BUFFER as *const libc::c_int).cast(),
+      std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    );
+  }
 }
 
 /// Makes `fd` non-blocking and close-on-exec: what the side that adopts an inherited end needs, so that a

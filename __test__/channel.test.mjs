@@ -1,0 +1,86 @@
+// Messages over the real channel: round trips, order under load, large payloads, concurrent sends.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {fork} from '../index.mjs';
+import {fixture} from './helpers.mjs';
+
+for (const serialization of ['advanced', 'json']) {
+  test(`round trips both ways (${serialization})`, async () => {
+    const subprocess = fork(fixture('echo.mjs'), [], {serialization});
+    for (const message of [{a: 1, b: [true, null, 'x']}, 'text', 42, [1, 2, 3]]) {
+      const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
+      assert.deepEqual(reply, message);
+    }
+    subprocess.disconnect();
+    const result = await subprocess;
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.ipcOutput.length, 4);
+  });
+}
+
+test('10k messages each way at the same time arrive complete and in order', async () => {
+  const count = 10_000;
+  const subprocess = fork(fixture('flood-both.mjs'), [String(count)], {buffer: false});
+  const received = [];
+  const reading = (async () => {
+    for await (const message of subprocess.getEachMessage()) {
+      received.push(message);
+      if (received.length === count + 1) {
+        break;
+      }
+    }
+  })();
+  let last;
+  for (let i = 0; i < count; i++) {
+    last = subprocess.sendMessage({from: 'parent', i});
+  }
+  await last;
+  await reading;
+  const fromChild = received.slice(0, count);
+  assert.ok(fromChild.every((message, i) => message.from === 'child' && message.i === i));
+  assert.deepEqual(received[count], {received: count, inOrder: true});
+});
+
+test('200k messages from the child arrive in order', async () => {
+  const count = 200_000;
+  const subprocess = fork(fixture('send-n.mjs'), [String(count)], {buffer: false});
+  let expected = 0;
+  let inOrder = true;
+  for await (const message of subprocess.getEachMessage()) {
+    inOrder &&= message.i === expected;
+    expected++;
+  }
+  assert.equal(expected, count);
+  assert.ok(inOrder);
+});
+
+for (const [name, make] of [
+  ['string', () => 'é'.repeat(8 * 1024 * 1024)],
+  ['Buffer', () => Buffer.alloc(16 * 1024 * 1024, 7)],
+]) {
+  test(`a 16 MiB ${name} makes the round trip intact`, async () => {
+    const subprocess = fork(fixture('echo.mjs'), [], {buffer: false});
+    const message = make();
+    const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
+    assert.equal(reply.length, message.length);
+    assert.ok(name === 'Buffer' ? Buffer.isBuffer(reply) && reply.equals(message) : reply === message);
+    subprocess.disconnect();
+    await subprocess;
+  });
+}
+
+test('concurrent sends keep their call order', async () => {
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = [];
+  const reading = (async () => {
+    for await (const message of subprocess.getEachMessage()) {
+      replies.push(message);
+      if (replies.length === 100) {
+        break;
+      }
+    }
+  })();
+  await Promise.all(Array.from({length: 100}, (_, i) => subprocess.sendMessage(i)));
+  await reading;
+  assert.deepEqual(replies, Array.from({length: 100}, (_, i) => i));
+});

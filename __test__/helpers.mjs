@@ -1,0 +1,17 @@
+// Shared by the tests: fixture paths and small waits on real processes.
+import {setTimeout as delay} from 'node:timers/promises';
+
+export const fixture = (name) => new URL(`fixtures/${name}`, import.meta.url);
+
+/** Resolves with the subprocess's result or failure, whichever comes. */
+export const settle = (subprocess) =>
+  Promise.resolve(subprocess).then(
+    (result) => ({ok: true, result}),
+    (error) => ({ok: false, error}),
+  );
+
+/** True when the process is still running after `ms` milliseconds. */
+export const stillRunningAfter = async (subprocess, ms) => {
+  await delay(ms);
+  return subprocess.exitCode === null && subprocess.signalCode === null;
+};

@@ -1,0 +1,568 @@
+'use strict';
+
+// The JS half of one channel end: turns values into frames (through the codec), settles sends once Rust
+// reports their bytes handed to the kernel, and hands incoming messages to the receivers of execa's API.
+// Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
+// *when* JS wants the loop kept alive (`updateRef`).
+
+const {openChannel} = require('./native.js');
+const codec = require('./codec.js');
+const errors = require('./errors.js');
+
+const HEADER = 5;
+const KIND_MESSAGE = 2;
+const KIND_STRICT = 3;
+const KIND_ACK = 4;
+const KIND_CANCEL = 5;
+// Sends are coalesced until this many bytes wait (or the current microtask queue ends).
+const FLUSH_BYTES = 64 * 1024;
+// The coalescing buffer is shrunk back after a message larger than this went through it.
+const KEEP_WRITER_BYTES = 1024 * 1024;
+
+const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
+
+const noop = () => {};
+
+// One executor for every send promise, so that a send allocates no closure.
+let nextResolve;
+let nextReject;
+const captureExecutor = (resolve, reject) => {
+  nextResolve = resolve;
+  nextReject = reject;
+};
+
+class Channel {
+  /**
+   * @param {number} fd
+   * @param {{serialization: 'advanced' | 'json', maxMessageSize: number, isParent: boolean}} options
+   */
+  constructor(fd, {serialization, maxMessageSize, isParent}) {
+    this.isParent = isParent;
+    this.prefix = isParent ? 'subprocess.' : '';
+    this.other = isParent ? 'subprocess' : 'parent process';
+    this.serialization = serialization;
+    this.encodeValue = serialization === 'json' ? codec.encodeJson : codec.encodeAdvanced;
+    this.decodeValue = serialization === 'json' ? codec.decodeJson : codec.decodeAdvanced;
+    this.maxMessageSize = maxMessageSize;
+    this.writer = new codec.Writer();
+
+    // Sending. `streamEnd` counts the bytes of every frame produced; each unsettled send waits for the
+    // kernel to have taken the bytes up to its own end offset.
+    this.streamEnd = 0;
+    this.written = 0;
+    this.batch = undefined;
+    this.batches = [];
+    this.batchHead = 0;
+    this.flushScheduled = false;
+    this.flushBound = () => this.flush();
+    this.nextStrictId = 1;
+    this.strictWaits = new Map();
+
+    // Receiving: messages wait in `queue` until the receivers may have them (see `drain`).
+    this.queue = [];
+    this.queueAcks = [];
+    this.queueHead = 0;
+    this.waiters = new Set();
+    this.iterators = new Set();
+    this.collector = undefined;
+    this.collectorListens = false;
+    this.onCancel = undefined;
+    // A child keeps what arrives before its first receive call, as Node's channel does (execa R26).
+    this.buffering = !isParent;
+    this.draining = false;
+    this.paused = false;
+    this.holding = false;
+    this.resumeBound = () => {
+      this.paused = false;
+      this.drain();
+    };
+
+    // Lifetime. `connected`: sends allowed. `ended`: no more messages will arrive.
+    this.connected = true;
+    this.ended = false;
+    this.endError = undefined;
+    this.closed = false;
+    this.finished = false;
+    this.notified = false;
+    this.closeListeners = [];
+    this.refs = 0;
+    this.baseRef = isParent;
+    this.refed = false;
+
+    this.native = openChannel(fd, serialization, maxMessageSize, (frames, written, end) =>
+      this.onEvent(frames, written, end),
+    );
+    this.updateRef();
+  }
+
+  // ---- sending ----
+
+  /** Encodes `value` into the coalescing buffer and returns a promise settled once it reached the kernel. */
+  send(value, strict) {
+    const w = this.writer;
+    const start = w.pos;
+    const bodyStart = start + HEADER + (strict ? 4 : 0);
+    w.ensure(bodyStart - start);
+    w.pos = bodyStart;
+    try {
+      this.encodeValue(w, value);
+    } catch (error) {
+      w.pos = start;
+      return Promise.reject(errors.unserializable(this.prefix, value, error));
+    }
+    const size = w.pos - bodyStart;
+    if (size > this.maxMessageSize) {
+      w.pos = start;
+      return Promise.reject(errors.tooLarge(this.prefix, size, this.maxMessageSize));
+    }
+    const buf = w.buf;
+    const len = w.pos - start - HEADER;
+    buf[start] = len & 0xff;
+    buf[start + 1] = (len >>> 8) & 0xff;
+    buf[start + 2] = (len >>> 16) & 0xff;
+    buf[start + 3] = len >>> 24;
+    let ackPromise;
+    if (strict) {
+      buf[start + 4] = KIND_STRICT;
+      const id = this.nextStrictId++;
+      buf.writeUInt32LE(id >>> 0, start + HEADER);
+      ackPromise = this.waitForAck(id);
+    } else {
+      buf[start + 4] = KIND_MESSAGE;
+    }
+    this.streamEnd += w.pos - start;
+    // Every send coalesced into the same flush shares one promise: the kernel takes the batch's bytes
+    // together, so they settle together, and a send costs no promise of its own.
+    let batch = this.batch;
+    if (batch === undefined) {
+      const promise = new Promise(captureExecutor);
+      batch = this.batch = {promise, resolve: nextResolve, reject: nextReject, end: 0};
+    }
+    batch.end = this.streamEnd;
+    this.scheduleFlush();
+    return ackPromise === undefined ? batch.promise : Promise.all([batch.promise, ackPromise]).then(noop);
+  }
+
+  /** Whether sends are waiting for the kernel to take their bytes. */
+  get sending() {
+    return this.batch !== undefined || this.batchHead < this.batches.length;
+  }
+
+  scheduleFlush() {
+    if (this.writer.pos >= FLUSH_BYTES) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushBound);
+    }
+  }
+
+  /** Hands every coalesced frame to Rust in one call. */
+  flush() {
+    this.flushScheduled = false;
+    const w = this.writer;
+    if (this.closed) {
+      w.pos = 0;
+    }
+    if (w.pos === 0) {
+      return;
+    }
+    if (this.batch !== undefined) {
+      this.batches.push(this.batch);
+      this.batch = undefined;
+    }
+    let written;
+    try {
+      written = this.native.write(w.buf.subarray(0, w.pos));
+    } catch (error) {
+      w.pos = 0;
+      if (error.code === 'EPIPE' || error.code === 'ERR_IPC_CHANNEL_CLOSED') {
+        // The peer is gone; what it sent before leaving is still read, then the end of file arrives.
+        this.connected = false;
+        this.rejectSends(() => errors.disconnecting(this.prefix, this.other, error));
+      } else {
+        this.fail(error);
+      }
+      return;
+    }
+    w.pos = 0;
+    if (w.buf.length > KEEP_WRITER_BYTES) {
+      w.buf = Buffer.allocUnsafe(64 * 1024);
+    }
+    this.settleSends(written);
+  }
+
+  settleSends(written) {
+    this.written = written;
+    const batches = this.batches;
+    let head = this.batchHead;
+    while (head < batches.length && batches[head].end <= written) {
+      batches[head++].resolve();
+    }
+    if (head === batches.length) {
+      this.batches = [];
+      this.batchHead = 0;
+    } else {
+      this.batchHead = head;
+    }
+    if (this.holding && !this.sending) {
+      this.holding = false;
+      setImmediate(this.resumeBound);
+    }
+  }
+
+  rejectSends(makeError) {
+    if (this.batch !== undefined) {
+      this.batches.push(this.batch);
+      this.batch = undefined;
+    }
+    for (let i = this.batchHead; i < this.batches.length; i++) {
+      this.batches[i].reject(makeError());
+    }
+    this.batches = [];
+    this.batchHead = 0;
+  }
+
+  waitForAck(id) {
+    return new Promise((resolve, reject) => {
+      this.strictWaits.set(id, {resolve, reject});
+      this.addRef();
+    });
+  }
+
+  sendControl(kind, id, listening) {
+    const w = this.writer;
+    w.ensure(HEADER + 5);
+    const buf = w.buf;
+    const p = w.pos;
+    buf.writeUInt32LE(5, p);
+    buf[p + 4] = kind;
+    buf.writeUInt32LE(id, p + HEADER);
+    buf[p + HEADER + 4] = listening ? 1 : 0;
+    w.pos = p + HEADER + 5;
+    this.streamEnd += HEADER + 5;
+    this.scheduleFlush();
+  }
+
+  // ---- receiving ----
+
+  onEvent(frames, written, end) {
+    if (written > this.written) {
+      this.settleSends(written);
+    }
+    if (frames !== undefined) {
+      this.readFrames(frames);
+    }
+    if (end !== undefined) {
+      this.onNativeEnd(end === '' ? undefined : errors.makeError(end, {code: 'ERR_IPC_BAD_FRAME'}));
+    }
+  }
+
+  readFrames(frames) {
+    let p = 0;
+    const total = frames.length;
+    // Rust checked every header (length within limits, known kind), so this walk only slices.
+    while (p < total) {
+      const len = frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16) | (frames[p + 3] * 0x1000000);
+      const kind = frames[p + 4];
+      const start = p + HEADER;
+      p = start + len;
+      if (kind === KIND_MESSAGE || kind === KIND_STRICT) {
+        const valueStart = kind === KIND_STRICT ? start + 4 : start;
+        let value;
+        try {
+          value = this.decodeValue(frames, valueStart, p);
+        } catch (error) {
+          this.fail(error);
+          return;
+        }
+        this.receive(value, kind === KIND_STRICT ? frames.readUInt32LE(start) : 0);
+      } else if (kind === KIND_ACK) {
+        this.onAck(frames.readUInt32LE(start), frames[start + 4] === 1);
+      } else if (kind === KIND_CANCEL) {
+        let reason;
+        try {
+          reason = this.decodeValue(frames, start, p);
+        } catch (error) {
+          this.fail(error);
+          return;
+        }
+        this.onCancel?.(reason);
+      }
+    }
+    this.drain();
+  }
+
+  receive(value, ackId) {
+    if (this.collector !== undefined) {
+      this.collector(value);
+    }
+    this.queue.push(value);
+    this.queueAcks.push(ackId);
+  }
+
+  onAck(id, listening) {
+    const wait = this.strictWaits.get(id);
+    if (wait === undefined) {
+      return;
+    }
+    this.strictWaits.delete(id);
+    this.removeRef();
+    if (listening) {
+      wait.resolve();
+    } else {
+      wait.reject(errors.strictNotListening(this.prefix, this.other));
+    }
+  }
+
+  get listenerCount() {
+    return this.waiters.size + this.iterators.size;
+  }
+
+  /**
+   * Emits queued messages to the receivers. Iterators buffer, so a batch goes to them in one pass; after a
+   * message resolved a `getOneMessage()`, the next one waits one macrotask so that code doing
+   * `await getOneMessage()` twice in a row is listening again before it is emitted (execa R23). While nobody
+   * listens and this side still has sends in flight, messages are held (execa R24), so that
+   * `await sendMessage(a); await getOneMessage()` never misses the reply.
+   */
+  drain() {
+    if (this.draining || this.paused || this.buffering) {
+      return;
+    }
+    this.draining = true;
+    try {
+      while (this.queueHead < this.queue.length) {
+        const listening = this.listenerCount > 0;
+        if (!listening && this.sending && this.connected) {
+          this.holding = true;
+          return;
+        }
+        const index = this.queueHead++;
+        const value = this.queue[index];
+        const ackId = this.queueAcks[index];
+        this.queue[index] = undefined;
+        if (ackId !== 0 && this.connected) {
+          this.sendControl(KIND_ACK, ackId, listening || this.collectorListens);
+        }
+        if (!listening) {
+          continue;
+        }
+        for (const iterator of this.iterators) {
+          iterator.push(value);
+        }
+        if (this.waiters.size > 0 && this.resolveWaiters(value) && this.queueHead < this.queue.length) {
+          this.paused = true;
+          setImmediate(this.resumeBound);
+          return;
+        }
+      }
+      this.queue = [];
+      this.queueAcks = [];
+      this.queueHead = 0;
+      if (this.ended) {
+        this.finishEnd();
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  resolveWaiters(value) {
+    let resolved = false;
+    for (const waiter of this.waiters) {
+      if (waiter.filter !== undefined) {
+        let keep;
+        try {
+          keep = waiter.filter(value);
+        } catch (error) {
+          this.settleWaiter(waiter);
+          waiter.reject(error);
+          waiter.onFilterError?.(error);
+          continue;
+        }
+        if (!keep) {
+          continue;
+        }
+      }
+      this.settleWaiter(waiter);
+      waiter.resolve(value);
+      resolved = true;
+    }
+    return resolved;
+  }
+
+  settleWaiter(waiter) {
+    this.waiters.delete(waiter);
+    if (waiter.reference) {
+      this.removeRef();
+    }
+  }
+
+  /** Starts delivery in a child: the first receive call ends the start-up buffering. */
+  startReceiving() {
+    if (this.buffering) {
+      this.buffering = false;
+      queueMicrotask(() => this.drain());
+    }
+  }
+
+  /** Whether a new receive call can still get a message. */
+  get receivable() {
+    return !(this.ended && this.queueHead >= this.queue.length && !this.buffering);
+  }
+
+  getOne(filter, reference, onFilterError) {
+    return new Promise((resolve, reject) => {
+      const waiter = {filter, reference, resolve, reject, onFilterError};
+      this.waiters.add(waiter);
+      if (reference) {
+        this.addRef();
+      }
+      this.startReceiving();
+      if (this.queueHead < this.queue.length) {
+        queueMicrotask(() => this.drain());
+      }
+    });
+  }
+
+  addIterator(iterator) {
+    this.iterators.add(iterator);
+    if (iterator.reference) {
+      this.addRef();
+    }
+    this.startReceiving();
+    if (this.queueHead < this.queue.length || this.ended) {
+      queueMicrotask(() => this.drain());
+    }
+  }
+
+  removeIterator(iterator) {
+    if (this.iterators.delete(iterator) && iterator.reference) {
+      this.removeRef();
+    }
+  }
+
+  // ---- lifetime ----
+
+  addRef() {
+    this.refs++;
+    this.updateRef();
+  }
+
+  removeRef() {
+    this.refs--;
+    this.updateRef();
+  }
+
+  setBaseRef(keepAlive) {
+    this.baseRef = keepAlive;
+    this.updateRef();
+  }
+
+  updateRef() {
+    const want = this.baseRef || this.refs > 0;
+    if (want !== this.refed && !this.closed) {
+      this.refed = want;
+      this.native.setRef(want);
+    }
+  }
+
+  /** This side ends the channel; bytes already passed to `send` are still delivered. */
+  disconnect() {
+    if (!this.connected) {
+      return;
+    }
+    this.flush();
+    this.connected = false;
+    if (!this.closed) {
+      this.native.close(true);
+      // With nothing queued the socket closed at once; otherwise Rust reports the end once it is written.
+      if (this.native.queued === 0) {
+        this.closed = true;
+      }
+    }
+    this.endReceiving();
+  }
+
+  /** The peer's bytes could not be decoded: nothing after them can be trusted. */
+  fail(error) {
+    if (!this.closed) {
+      this.native.close(false);
+    }
+    this.onNativeEnd(error);
+  }
+
+  /** Rust closed the socket: end of file, a bad frame, or a graceful local close that finished. */
+  onNativeEnd(error) {
+    if (error !== undefined && this.endError === undefined) {
+      this.endError = errors.channelBroken(this.other, error);
+    }
+    this.closed = true;
+    this.connected = false;
+    this.rejectSends(() => this.endError ?? errors.disconnecting(this.prefix, this.other));
+    this.endReceiving();
+    this.maybeNotifyClosed();
+  }
+
+  endReceiving() {
+    for (const wait of this.strictWaits.values()) {
+      this.removeRef();
+      wait.reject(this.endError ?? errors.strictExited(this.prefix, this.other));
+    }
+    this.strictWaits.clear();
+    if (!this.ended) {
+      this.ended = true;
+      this.drain();
+    }
+  }
+
+  /** Every queued message was emitted after the end: pending receives learn that nothing more comes. */
+  finishEnd() {
+    if (this.finished) {
+      return;
+    }
+    this.finished = true;
+    const error = this.endError;
+    for (const waiter of [...this.waiters]) {
+      this.settleWaiter(waiter);
+      waiter.reject(error ?? errors.getOneDisconnected(this.prefix, this.other));
+    }
+    for (const iterator of [...this.iterators]) {
+      iterator.end(error);
+    }
+    this.maybeNotifyClosed();
+  }
+
+  /** Calls `listener(error)` once the socket is closed and every message was emitted. */
+  onClosed(listener) {
+    if (this.notified) {
+      listener(this.endError);
+    } else {
+      this.closeListeners.push(listener);
+    }
+  }
+
+  maybeNotifyClosed() {
+    if (!this.closed || !this.finished || this.notified) {
+      return;
+    }
+    this.notified = true;
+    for (const listener of this.closeListeners.splice(0)) {
+      listener(this.endError);
+    }
+  }
+
+  /** Last chance at process exit: everything passed to `send` goes to the kernel, waiting a bounded time. */
+  flushAtExit(timeoutMs) {
+    if (this.closed) {
+      return;
+    }
+    this.flush();
+    if (!this.closed) {
+      this.native.flushSync(timeoutMs);
+    }
+  }
+}
+
+module.exports = {Channel, DEFAULT_MAX_MESSAGE_SIZE, KIND_CANCEL, HEADER};

@@ -1,0 +1,82 @@
+'use strict';
+
+// The child side: finds the inherited channel end through an environment variable, removes the variable
+// from process.env (so grandchildren never see it) and makes the descriptor close-on-exec (so they never
+// inherit it), then offers execa's three methods on it.
+
+const {Channel} = require('./channel.js');
+const {MessageIterator} = require('./iterator.js');
+const errors = require('./errors.js');
+const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
+
+const ENV_NAME = 'NATIVE_IPC_CHANNEL';
+// Time granted at process exit for the peer to take the last queued bytes.
+const EXIT_FLUSH_MS = 2000;
+
+let adopted = false;
+let channel;
+let adoptError;
+
+/** Opens this process's channel end, once; undefined when the process was not started with a channel. */
+const adopt = () => {
+  if (adopted) {
+    return channel;
+  }
+  adopted = true;
+  const spec = process.env[ENV_NAME];
+  if (spec === undefined) {
+    return undefined;
+  }
+  delete process.env[ENV_NAME];
+  const [fdText, serialization, maxText] = spec.split(':');
+  const fd = Number(fdText);
+  try {
+    channel = new Channel(fd, {serialization, maxMessageSize: Number(maxText), isParent: false});
+  } catch (error) {
+    adoptError = error;
+    return undefined;
+  }
+  process.on('exit', () => channel.flushAtExit(EXIT_FLUSH_MS));
+  return channel;
+};
+
+const getChannel = (name) => {
+  const current = adopt();
+  if (current === undefined) {
+    const error = errors.notEnabled('', name);
+    if (adoptError !== undefined) {
+      error.cause = adoptError;
+    }
+    throw error;
+  }
+  return current;
+};
+
+const sendMessage = (message, options) => {
+  const {strict} = validateSendOptions('sendMessage', options);
+  const current = getChannel('sendMessage');
+  if (!current.connected) {
+    throw errors.notConnected('', current.other, 'sendMessage');
+  }
+  return current.send(message, strict);
+};
+
+const getOneMessage = (options) => {
+  const {filter, reference} = validateGetOneOptions('getOneMessage', options);
+  const current = getChannel('getOneMessage');
+  if (!current.receivable) {
+    throw errors.notConnected('', current.other, 'getOneMessage');
+  }
+  return current.getOne(filter, reference);
+};
+
+const getEachMessage = (options) => {
+  const {reference} = validateGetEachOptions('getEachMessage', options);
+  const current = getChannel('getEachMessage');
+  if (!current.receivable) {
+    throw errors.notConnected('', current.other, 'getEachMessage');
+  }
+  return new MessageIterator(current, reference, undefined);
+};
+
+module.exports = {adopt, sendMessage, getOneMessage, getEachMessage, ENV_NAME};

@@ -1,0 +1,1815 @@
+'use strict';
+
+/*
+ * native-ipc value codec.
+ *
+ * Two serializations share one Writer:
+ *   'json'     - UTF-8 JSON text, exactly JSON.stringify / JSON.parse.
+ *   'advanced' - MessagePack with extension types, covering the structured
+ *                clone set (structuredClone() is the reference behaviour).
+ *
+ * The full specification is PROTOCOL-values.md. Summary of the 'advanced'
+ * mapping (all multi-byte integers are big-endian, as in MessagePack, except
+ * the element bytes of typed arrays, which are little-endian):
+ *
+ *   undefined         fixext1 type 0 (UNDEFINED), payload 00           d4 00 00
+ *   null, booleans    nil c0, false c2, true c3
+ *   number            integer (and not -0) in [-2^31, 2^32): the smallest
+ *                     int/uint format; anything else float 64 (cb)
+ *   string            well-formed: str (fixstr/str8/16/32, UTF-8)
+ *                     ill-formed (lone surrogates): ext 3 STRING16
+ *   bigint            ext 2 BIGINT
+ *   plain object      map, str keys (own enumerable string keys, in order)
+ *   dense array       array
+ *   other array       ext 9 ARRAY (holes / sparse / extra named properties)
+ *   Buffer            bin (bin8/16/32)
+ *   everything else   an ext type below
+ *
+ * Extension payloads. "[a, b, ...]" means the payload is exactly one
+ * MessagePack array holding those values; that array is structural (it is
+ * not a JS object and takes no back-reference index).
+ *
+ *   0  UNDEFINED    1 byte 00 (fixext1).
+ *   1  REF          back-reference: index of an earlier object as an unsigned
+ *                   big-endian integer of 1, 2 or 4 bytes (fixext1/2/4).
+ *   2  BIGINT       1 sign byte (00 = zero or positive, 01 = negative), then
+ *                   the magnitude big-endian with no leading 00 byte (zero
+ *                   has an empty magnitude: payload is just 00).
+ *   3  STRING16     the string's UTF-16 code units, little-endian (even
+ *                   length). Used only for strings that are not well-formed.
+ *   4  DATE         8 bytes: float64 big-endian time value in ms since the
+ *                   epoch; NaN for an invalid date (fixext8).
+ *   5  REGEXP       [source: string, flags: string].
+ *   6  MAP          [k0, v0, k1, v1, ...] in insertion order.
+ *   7  SET          [v0, v1, ...] in insertion order.
+ *   8  ERROR        a structural map with string keys, in this order:
+ *                   "name" (required; one of Error, EvalError, RangeError,
+ *                   ReferenceError, SyntaxError, TypeError, URIError),
+ *                   then optionally "message" (string), "stack" (string),
+ *                   "cause" (any value).
+ *   9  ARRAY        [length: uint, key0, value0, key1, value1, ...] where a
+ *                   key is a uint (element index < length) or a string
+ *                   (named own property, never "length" nor an index).
+ *   10 BOXED        [v] with v a number, string, boolean or bigint.
+ *   11 ARRAYBUFFER  the bytes.
+ *   12 DATAVIEW     the viewed bytes.
+ *   16..27          typed arrays: the viewed bytes, elements little-endian:
+ *                   16 Int8Array, 17 Uint8Array, 18 Uint8ClampedArray,
+ *                   19 Int16Array, 20 Uint16Array, 21 Int32Array,
+ *                   22 Uint32Array, 23 Float32Array, 24 Float64Array,
+ *                   25 BigInt64Array, 26 BigUint64Array, 27 Float16Array.
+ *   -1 (decode only) MessagePack timestamp -> Date (millisecond precision).
+ *
+ * Back-references: every object (anything typeof 'object' and not null,
+ * including Buffers and all object ext types above) takes the next index,
+ * starting at 0, at the moment its encoding starts (pre-order), before any of
+ * its children. A later occurrence of the same object is written as REF.
+ *
+ * Limits: objects nest at most MAX_DEPTH (10000) deep; the encoder throws the
+ * ERR_IPC_UNSERIALIZABLE TypeError beyond it (or when the JS stack runs out
+ * first) and the decoder throws ERR_IPC_BAD_PAYLOAD.
+ */
+
+const { types } = require('util');
+const { isUtf8, isAscii, constants: bufferConstants } = require('buffer');
+const os = require('os');
+
+const MAX_DEPTH = 10000;
+const ZERO_COPY_MIN = 64 * 1024;
+const IS_LE = os.endianness() === 'LE';
+const MAX_BUFFER = bufferConstants.MAX_LENGTH;
+
+const EXT = Object.freeze({
+  UNDEFINED: 0,
+  REF: 1,
+  BIGINT: 2,
+  STRING16: 3,
+  DATE: 4,
+  REGEXP: 5,
+  MAP: 6,
+  SET: 7,
+  ERROR: 8,
+  ARRAY: 9,
+  BOXED: 10,
+  ARRAYBUFFER: 11,
+  DATAVIEW: 12,
+  INT8ARRAY: 16,
+  UINT8ARRAY: 17,
+  UINT8CLAMPEDARRAY: 18,
+  INT16ARRAY: 19,
+  UINT16ARRAY: 20,
+  INT32ARRAY: 21,
+  UINT32ARRAY: 22,
+  FLOAT32ARRAY: 23,
+  FLOAT64ARRAY: 24,
+  BIGINT64ARRAY: 25,
+  BIGUINT64ARRAY: 26,
+  FLOAT16ARRAY: 27,
+  TIMESTAMP: -1,
+});
+
+// ---------------------------------------------------------------------------
+// Intrinsics captured at load time, so that later monkey-patching of globals
+// cannot change what the codec does.
+
+const {
+  isProxy, isDate, isRegExp, isMap, isSet, isNativeError, isAnyArrayBuffer,
+  isSharedArrayBuffer, isBoxedPrimitive, isNumberObject, isStringObject,
+  isBooleanObject, isBigIntObject, isPromise, isWeakMap, isWeakSet,
+  isGeneratorObject, isMapIterator, isSetIterator, isArgumentsObject,
+  isModuleNamespaceObject, isExternal,
+} = types;
+
+const ObjectPrototype = Object.prototype;
+const getPrototypeOf = Object.getPrototypeOf;
+const defineProperty = Object.defineProperty;
+const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+const objectKeys = Object.keys;
+const hasOwnProperty = Object.prototype.hasOwnProperty;
+const objectToString = Object.prototype.toString;
+const isArray = Array.isArray;
+const isArrayBufferView = ArrayBuffer.isView;
+const BufferPrototype = Buffer.prototype;
+const fromCharCode = String.fromCharCode;
+const jsonStringify = JSON.stringify;
+const jsonParse = JSON.parse;
+
+function getter(proto, name) {
+  const d = getOwnPropertyDescriptor(proto, name);
+  return d === undefined ? undefined : d.get;
+}
+const TypedArrayPrototype = getPrototypeOf(Uint8Array.prototype);
+const typedArrayTag = getter(TypedArrayPrototype, Symbol.toStringTag);
+const dataViewBuffer = getter(DataView.prototype, 'buffer');
+const dataViewByteOffset = getter(DataView.prototype, 'byteOffset');
+const dataViewByteLength = getter(DataView.prototype, 'byteLength');
+const arrayBufferByteLength = getter(ArrayBuffer.prototype, 'byteLength');
+const arrayBufferDetached = getter(ArrayBuffer.prototype, 'detached');
+const regExpSource = getter(RegExp.prototype, 'source');
+const regExpFlags = getter(RegExp.prototype, 'flags');
+const dateGetTime = Date.prototype.getTime;
+const mapForEach = Map.prototype.forEach;
+const setForEach = Set.prototype.forEach;
+const mapSet = Map.prototype.set;
+const setAdd = Set.prototype.add;
+const numberValueOf = Number.prototype.valueOf;
+const stringValueOf = String.prototype.valueOf;
+const booleanValueOf = Boolean.prototype.valueOf;
+const bigintValueOf = BigInt.prototype.valueOf;
+const weakRefDeref = typeof WeakRef === 'function' ? WeakRef.prototype.deref : undefined;
+const finRegUnregister = typeof FinalizationRegistry === 'function'
+  ? FinalizationRegistry.prototype.unregister : undefined;
+const UNREGISTER_TOKEN = {};
+
+const TYPED_ARRAYS = [
+  ['Int8Array', 16], ['Uint8Array', 17], ['Uint8ClampedArray', 18],
+  ['Int16Array', 19], ['Uint16Array', 20], ['Int32Array', 21],
+  ['Uint32Array', 22], ['Float32Array', 23], ['Float64Array', 24],
+  ['BigInt64Array', 25], ['BigUint64Array', 26], ['Float16Array', 27],
+];
+const TYPED_EXT = { __proto__: null };          // constructor name -> ext type
+const TYPED_CTOR = [];                          // ext type - 16 -> constructor
+for (const [name, type] of TYPED_ARRAYS) {
+  TYPED_EXT[name] = type;
+  TYPED_CTOR[type - 16] = typeof globalThis[name] === 'function' ? globalThis[name] : undefined;
+}
+
+const ERROR_CTORS = {
+  __proto__: null,
+  Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError,
+};
+
+// Scratch space for float conversions.
+const f64 = new Float64Array(1);
+const f64b = new Uint8Array(f64.buffer);
+const f32 = new Float32Array(1);
+const f32b = new Uint8Array(f32.buffer);
+
+const EMPTY = Buffer.alloc(0);
+
+// ---------------------------------------------------------------------------
+// Writer
+
+class Writer {
+  constructor(initialSize = 64 * 1024) {
+    if (!Number.isInteger(initialSize) || initialSize < 1 || initialSize > MAX_BUFFER) {
+      throw new RangeError(`Writer initialSize must be an integer in [1, ${MAX_BUFFER}]`);
+    }
+    this.buf = Buffer.allocUnsafeSlow(initialSize);
+    this.pos = 0;
+  }
+
+  // Makes room for n more bytes after pos, keeping bytes [0, pos).
+  ensure(n) {
+    const need = this.pos + n;
+    const old = this.buf;
+    if (need <= old.length) return;
+    if (need > MAX_BUFFER) {
+      throw new RangeError(`message too large: ${need} bytes exceeds the maximum Buffer size`);
+    }
+    let size = old.length * 2;
+    if (size < 64) size = 64;
+    while (size < need) size *= 2;
+    if (size > MAX_BUFFER) size = MAX_BUFFER;
+    const buf = Buffer.allocUnsafeSlow(size);
+    if (this.pos > 0) buf.set(new Uint8Array(old.buffer, old.byteOffset, this.pos), 0);
+    this.buf = buf;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Encoder state. encodeAdvanced() is re-entrant (a getter may call it); the
+// state is saved and restored around a nested call.
+
+let W = null;          // current Writer
+let out = EMPTY;       // W.buf, cached
+let opos = 0;          // write position, cached (W.pos is synced on exit / grow)
+let encBusy = false;
+
+// Objects seen so far, by index. Up to REF_LINEAR objects are searched
+// linearly; past that a Map is built.
+const REF_LINEAR = 16;
+let refAll = [];
+let refCount = 0;
+let refMap = null;
+
+function grow(n) {
+  W.pos = opos;
+  W.ensure(n);
+  out = W.buf;
+}
+
+function refFind(v) {
+  if (refMap === null) {
+    for (let i = 0; i < refCount; i++) if (refAll[i] === v) return i;
+    return -1;
+  }
+  const i = refMap.get(v);
+  return i === undefined ? -1 : i;
+}
+
+function refAdd(v) {
+  refAll[refCount] = v;
+  if (refMap !== null) {
+    refMap.set(v, refCount);
+  } else if (refCount === REF_LINEAR) {
+    refMap = new Map();
+    for (let i = 0; i <= refCount; i++) refMap.set(refAll[i], i);
+  }
+  refCount++;
+}
+
+// Forgets the objects registered at index >= mark.
+function refTruncate(mark) {
+  for (let i = mark; i < refCount; i++) {
+    if (refMap !== null) refMap.delete(refAll[i]);
+    refAll[i] = null;
+  }
+  refCount = mark;
+}
+
+function refClear() {
+  if (refCount > 4096) {
+    refAll = [];
+  } else {
+    for (let i = 0; i < refCount; i++) refAll[i] = null;
+  }
+  refCount = 0;
+  refMap = null;
+}
+
+// ---------------------------------------------------------------------------
+// Encoder errors. A PathError travels up the recursion, each container adding
+// its path segment; encodeAdvanced() turns it into the public TypeError.
+
+class PathError {
+  constructor(what) {
+    this.what = what;
+    this.segs = [];   // innermost first
+  }
+}
+
+const SEG_KEY = 0;      // plain object / array named property
+const SEG_INDEX = 1;    // array index
+const SEG_MAPKEY = 2;   // n-th Map key
+const SEG_MAPVAL = 3;   // Map value, segment is its key
+const SEG_SETVAL = 4;   // n-th Set value
+const SEG_CAUSE = 5;    // Error cause
+
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function describeKey(k) {
+  switch (typeof k) {
+    case 'string': return jsonStringify(k);
+    case 'number': return Object.is(k, -0) ? '-0' : String(k);
+    case 'bigint': return `${k}n`;
+    case 'boolean': case 'undefined': return String(k);
+    case 'symbol': return 'Symbol()';
+    default: return k === null ? 'null' : '{…}';
+  }
+}
+
+function formatSeg(kind, s) {
+  switch (kind) {
+    case SEG_KEY: return IDENT.test(s) ? `.${s}` : `[${jsonStringify(s)}]`;
+    case SEG_INDEX: return `[${s}]`;
+    case SEG_MAPKEY: return `.keys()[${s}]`;
+    case SEG_MAPVAL: return `.get(${describeKey(s)})`;
+    case SEG_SETVAL: return `.values()[${s}]`;
+    default: return '.cause';
+  }
+}
+
+function isStackOverflow(e) {
+  return e instanceof RangeError && e.message === 'Maximum call stack size exceeded';
+}
+
+// Called from a container's catch block: records where the failure happened.
+function addSeg(e, kind, s) {
+  if (e instanceof PathError) {
+    e.segs.push(kind, s);
+    return e;
+  }
+  if (isStackOverflow(e)) {
+    const p = new PathError('is nested too deeply (the JavaScript stack was exhausted)');
+    p.segs.push(kind, s);
+    return p;
+  }
+  return e;
+}
+
+function unserializable(message) {
+  const e = new TypeError(message);
+  e.code = 'ERR_IPC_UNSERIALIZABLE';
+  return e;
+}
+
+function publicEncodeError(e) {
+  if (e instanceof PathError) {
+    const segs = e.segs;
+    const n = segs.length >> 1;
+    let path = '';
+    const HEAD = 24;
+    const TAIL = 8;
+    for (let j = 0; j < n; j++) {
+      if (n > HEAD + TAIL + 1 && j === HEAD) {
+        path += `…(${n - HEAD - TAIL} levels)…`;
+        j = n - TAIL - 1;
+        continue;
+      }
+      const i = (n - 1 - j) * 2;   // segs are innermost first
+      path += formatSeg(segs[i], segs[i + 1]);
+    }
+    return unserializable(`message${path} ${e.what}`);
+  }
+  if (isStackOverflow(e)) {
+    return unserializable('message is nested too deeply (the JavaScript stack was exhausted)');
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// Encoder: primitives
+
+// DataView over the current output buffer (setFloat64 is much cheaper than
+// byte shuffling through a scratch array); rebuilt when the buffer changes.
+let outView = null;
+let outViewBuf = null;
+
+function writeF64(b, p, v) {
+  if (outViewBuf === b) outView.setFloat64(p, v);
+  else writeF64Slow(b, p, v);
+}
+
+function writeF64Slow(b, p, v) {
+  if (b.length >= 1024) {            // worth a DataView (Writers are long-lived)
+    outView = new DataView(b.buffer, b.byteOffset, b.length);
+    outViewBuf = b;
+    outView.setFloat64(p, v);
+    return;
+  }
+  f64[0] = v;
+  if (IS_LE) {
+    b[p] = f64b[7]; b[p + 1] = f64b[6]; b[p + 2] = f64b[5]; b[p + 3] = f64b[4];
+    b[p + 4] = f64b[3]; b[p + 5] = f64b[2]; b[p + 6] = f64b[1]; b[p + 7] = f64b[0];
+  } else {
+    for (let i = 0; i < 8; i++) b[p + i] = f64b[i];
+  }
+}
+
+// Kept small so that TurboFan inlines it into the container loops (which
+// avoids boxing doubles); the rarer integer forms live in encIntSlow.
+function encNumber(n) {
+  if (opos + 9 > out.length) grow(9);
+  const b = out;
+  const p = opos;
+  if ((n >>> 0) === n && n < 0x80 && (n !== 0 || 1 / n > 0)) {
+    b[p] = n;
+    opos = p + 1;
+  } else if ((n | 0) === n || (n >>> 0) === n) {
+    if (n === 0) {                           // -0
+      b[p] = 0xcb;
+      writeF64(b, p + 1, n);
+      opos = p + 9;
+    } else {
+      encIntSlow(b, p, n);
+    }
+  } else {
+    b[p] = 0xcb;
+    writeF64(b, p + 1, n);
+    opos = p + 9;
+  }
+}
+
+// n is an integer in [-2^31, 2^32), not in [0, 128).
+function encIntSlow(b, p, n) {
+  if (n >= 0) {
+    if (n < 0x100) {
+      b[p] = 0xcc; b[p + 1] = n; opos = p + 2;
+    } else if (n < 0x10000) {
+      b[p] = 0xcd; b[p + 1] = n >>> 8; b[p + 2] = n & 0xff; opos = p + 3;
+    } else {
+      b[p] = 0xce; b[p + 1] = n >>> 24; b[p + 2] = (n >>> 16) & 0xff;
+      b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
+    }
+  } else if (n >= -32) {
+    b[p] = n & 0xff; opos = p + 1;
+  } else if (n >= -128) {
+    b[p] = 0xd0; b[p + 1] = n & 0xff; opos = p + 2;
+  } else if (n >= -32768) {
+    b[p] = 0xd1; b[p + 1] = (n >> 8) & 0xff; b[p + 2] = n & 0xff; opos = p + 3;
+  } else {
+    b[p] = 0xd2; b[p + 1] = (n >>> 24) & 0xff; b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
+  }
+}
+
+// Writes an ext header for a payload of known length (at most 6 bytes).
+function extHeader(type, len) {
+  if (opos + 6 > out.length) grow(6);
+  const b = out;
+  const p = opos;
+  switch (len) {
+    case 1: b[p] = 0xd4; b[p + 1] = type; opos = p + 2; return;
+    case 2: b[p] = 0xd5; b[p + 1] = type; opos = p + 2; return;
+    case 4: b[p] = 0xd6; b[p + 1] = type; opos = p + 2; return;
+    case 8: b[p] = 0xd7; b[p + 1] = type; opos = p + 2; return;
+    case 16: b[p] = 0xd8; b[p + 1] = type; opos = p + 2; return;
+  }
+  if (len < 0x100) {
+    b[p] = 0xc7; b[p + 1] = len; b[p + 2] = type; opos = p + 3;
+  } else if (len < 0x10000) {
+    b[p] = 0xc8; b[p + 1] = len >>> 8; b[p + 2] = len & 0xff; b[p + 3] = type; opos = p + 4;
+  } else {
+    b[p] = 0xc9; b[p + 1] = len >>> 24; b[p + 2] = (len >>> 16) & 0xff;
+    b[p + 3] = (len >>> 8) & 0xff; b[p + 4] = len & 0xff; b[p + 5] = type; opos = p + 6;
+  }
+}
+
+// Ext whose payload length is only known afterwards: reserve the largest
+// header, write the payload, then shrink the header to the minimal form.
+function extBegin() {
+  if (opos + 6 > out.length) grow(6);
+  const h = opos;
+  opos = h + 6;
+  return h;
+}
+
+function extEnd(h, type) {
+  const len = opos - h - 6;
+  let hs;
+  if (len === 1 || len === 2 || len === 4 || len === 8 || len === 16) hs = 2;
+  else if (len < 0x100) hs = 3;
+  else if (len < 0x10000) hs = 4;
+  else hs = 6;
+  if (hs !== 6) out.copyWithin(h + hs, h + 6, opos);
+  opos = h;
+  extHeader(type, len);
+  opos = h + hs + len;
+}
+
+function containerHeader(n, fix, c16, c32) {
+  if (opos + 5 > out.length) grow(5);
+  const b = out;
+  const p = opos;
+  if (n < 16) {
+    b[p] = fix | n; opos = p + 1;
+  } else if (n < 0x10000) {
+    b[p] = c16; b[p + 1] = n >>> 8; b[p + 2] = n & 0xff; opos = p + 3;
+  } else {
+    b[p] = c32; b[p + 1] = n >>> 24; b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
+  }
+}
+
+function arrayHeader(n) { containerHeader(n, 0x90, 0xdc, 0xdd); }
+function mapHeader(n) { containerHeader(n, 0x80, 0xde, 0xdf); }
+
+// Strings shorter than this are UTF-8 encoded by a JS loop; longer ones by
+// Buffer#utf8Write (whose fixed call cost is about that of 30 loop turns).
+const SHORT_STR = 32;
+
+function encString(s) {
+  const len = s.length;
+  if (len >= SHORT_STR) {
+    encLongString(s);
+    return;
+  }
+  // Worst case 3 bytes per UTF-16 unit, plus a str8 header.
+  if (opos + 2 + len * 3 > out.length) grow(2 + len * 3);
+  const b = out;
+  const h = opos;
+  let p = len < 32 ? h + 1 : h + 2;   // guess fixstr for < 32 units
+  const start = p;
+  for (let i = 0; i < len; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      b[p++] = c;
+    } else if (c < 0x800) {
+      b[p++] = 0xc0 | (c >> 6);
+      b[p++] = 0x80 | (c & 0x3f);
+    } else if (c < 0xd800 || c > 0xdfff) {
+      b[p++] = 0xe0 | (c >> 12);
+      b[p++] = 0x80 | ((c >> 6) & 0x3f);
+      b[p++] = 0x80 | (c & 0x3f);
+    } else {
+      const d = i + 1 < len ? s.charCodeAt(i + 1) : 0;
+      if (c > 0xdbff || d < 0xdc00 || d > 0xdfff) {
+        encString16(s);                 // lone surrogate
+        return;
+      }
+      i++;
+      c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+      b[p++] = 0xf0 | (c >> 18);
+      b[p++] = 0x80 | ((c >> 12) & 0x3f);
+      b[p++] = 0x80 | ((c >> 6) & 0x3f);
+      b[p++] = 0x80 | (c & 0x3f);
+    }
+  }
+  const n = p - start;
+  if (len < 32) {
+    if (n < 32) {
+      b[h] = 0xa0 | n;
+    } else {                             // guessed wrong: needs str8
+      b.copyWithin(h + 2, h + 1, p);
+      b[h] = 0xd9; b[h + 1] = n;
+      p++;
+    }
+  } else {
+    b[h] = 0xd9; b[h + 1] = n;           // 32 <= n <= 189
+  }
+  opos = p;
+}
+
+function strHeaderSize(n) {
+  return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+function encLongString(s) {
+  if (!s.isWellFormed()) {
+    encString16(s);
+    return;
+  }
+  const len = s.length;
+  // Moderate strings: reserve the worst case (3 bytes per unit). Long ones:
+  // reserve for mostly-ASCII text and let utf8Write tell us if that was
+  // enough (it only writes whole characters, so if 4 bytes of room are left
+  // the whole string was written); otherwise measure exactly and redo.
+  let cap = len <= 8192 ? len * 3 : len + (len >>> 3) + 8;
+  let hs = strHeaderSize(cap);
+  if (opos + hs + cap > out.length) grow(hs + cap);
+  const h = opos;
+  let n = out.utf8Write(s, h + hs, cap);
+  if (n > cap - 4 && cap < len * 3) {
+    cap = Buffer.byteLength(s, 'utf8');
+    hs = strHeaderSize(cap);
+    if (h + hs + cap > out.length) grow(hs + cap);
+    n = out.utf8Write(s, h + hs, cap);
+  }
+  const b = out;
+  const hn = strHeaderSize(n);
+  if (hn !== hs) b.copyWithin(h + hn, h + hs, h + hs + n);
+  if (hn === 1) {
+    b[h] = 0xa0 | n;
+  } else if (hn === 2) {
+    b[h] = 0xd9; b[h + 1] = n;
+  } else if (hn === 3) {
+    b[h] = 0xda; b[h + 1] = n >>> 8; b[h + 2] = n & 0xff;
+  } else {
+    b[h] = 0xdb; b[h + 1] = n >>> 24; b[h + 2] = (n >>> 16) & 0xff;
+    b[h + 3] = (n >>> 8) & 0xff; b[h + 4] = n & 0xff;
+  }
+  opos = h + hn + n;
+}
+
+function encString16(s) {
+  const n = s.length * 2;
+  extHeader(EXT.STRING16, n);
+  if (opos + n > out.length) grow(n);
+  out.ucs2Write(s, opos, n);          // always little-endian
+  opos += n;
+}
+
+function encBigInt(v) {
+  const neg = v < 0n;
+  const mag = neg ? -v : v;
+  if (mag === 0n) {
+    extHeader(EXT.BIGINT, 1);
+    if (opos + 1 > out.length) grow(1);
+    out[opos++] = 0;
+    return;
+  }
+  let hex = mag.toString(16);
+  if (hex.length & 1) hex = '0' + hex;
+  const nb = hex.length >> 1;
+  extHeader(EXT.BIGINT, nb + 1);
+  if (opos + nb + 1 > out.length) grow(nb + 1);
+  out[opos] = neg ? 1 : 0;
+  out.hexWrite(hex, opos + 1, nb);
+  opos += nb + 1;
+}
+
+// ---------------------------------------------------------------------------
+// Encoder: values
+
+// depth: the nesting depth v has if it is an object (the top value is 1).
+function encValue(v, depth) {
+  const t = typeof v;
+  if (t === 'string') {
+    encString(v);
+  } else if (t === 'number') {
+    encNumber(v);
+  } else if (t === 'object') {
+    if (v === null) {
+      if (opos + 1 > out.length) grow(1);
+      out[opos++] = 0xc0;
+    } else {
+      encObject(v, depth);
+    }
+  } else if (t === 'boolean') {
+    if (opos + 1 > out.length) grow(1);
+    out[opos++] = v ? 0xc3 : 0xc2;
+  } else if (t === 'undefined') {
+    if (opos + 3 > out.length) grow(3);
+    out[opos] = 0xd4; out[opos + 1] = EXT.UNDEFINED; out[opos + 2] = 0;
+    opos += 3;
+  } else if (t === 'bigint') {
+    encBigInt(v);
+  } else if (t === 'function') {
+    throw new PathError('is a function');
+  } else if (t === 'symbol') {
+    throw new PathError('is a symbol');
+  } else {
+    throw new PathError(`is of unsupported type ${t}`);
+  }
+}
+
+function encRef(i) {
+  if (opos + 6 > out.length) grow(6);
+  const b = out;
+  const p = opos;
+  if (i < 0x100) {
+    b[p] = 0xd4; b[p + 1] = EXT.REF; b[p + 2] = i; opos = p + 3;
+  } else if (i < 0x10000) {
+    b[p] = 0xd5; b[p + 1] = EXT.REF; b[p + 2] = i >>> 8; b[p + 3] = i & 0xff; opos = p + 4;
+  } else {
+    b[p] = 0xd6; b[p + 1] = EXT.REF; b[p + 2] = i >>> 24; b[p + 3] = (i >>> 16) & 0xff;
+    b[p + 4] = (i >>> 8) & 0xff; b[p + 5] = i & 0xff; opos = p + 6;
+  }
+}
+
+function encObject(v, depth) {
+  const seen = refFind(v);
+  if (seen !== -1) {
+    encRef(seen);
+    return;
+  }
+  if (depth > MAX_DEPTH) throw new PathError(`is nested more than ${MAX_DEPTH} levels deep`);
+  if (isProxy(v)) throw new PathError('is a Proxy');
+  refAdd(v);
+  if (isArray(v)) {
+    encArray(v, depth);
+    return;
+  }
+  const proto = getPrototypeOf(v);
+  if (proto === ObjectPrototype || proto === null) {
+    encPlain(v, depth);
+  } else if (proto === BufferPrototype && isArrayBufferView(v)) {
+    encBin(v);
+  } else {
+    encOther(v, depth);
+  }
+}
+
+// Own enumerable string-keyed properties, in property order (for-in visits
+// exactly those plus inherited enumerable ones, which hasOwnProperty drops).
+function encPlain(v, depth) {
+  let count = 0;
+  for (const k in v) if (hasOwnProperty.call(v, k)) count++;
+  const h = opos;
+  mapHeader(count);
+  let written = 0;
+  for (const k in v) {
+    if (!hasOwnProperty.call(v, k)) continue;
+    if (written === count) break;          // a getter added properties
+    encString(k);
+    try {
+      encValue(v[k], depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_KEY, k);
+    }
+    written++;
+  }
+  if (written !== count) fixHeaderCount(h, count, written, 0x80, 0xde, 0xdf);
+}
+
+// A getter removed properties while we were writing: rewrite the header.
+function fixHeaderCount(h, guessed, actual, fix, c16, c32) {
+  const hsOld = guessed < 16 ? 1 : guessed < 0x10000 ? 3 : 5;
+  const hsNew = actual < 16 ? 1 : actual < 0x10000 ? 3 : 5;
+  const end = opos;
+  if (hsNew !== hsOld) out.copyWithin(h + hsNew, h + hsOld, end);
+  opos = h;
+  containerHeader(actual, fix, c16, c32);
+  opos = end + hsNew - hsOld;
+}
+
+function encArray(v, depth) {
+  const len = v.length;
+  const h = opos;
+  const mark = refCount;
+  arrayHeader(len);
+  for (let i = 0; i < len; i++) {
+    const x = v[i];
+    if (x === undefined && !(i in v)) {
+      // A hole: start over with the general (sparse) form.
+      opos = h;
+      refTruncate(mark);
+      encSparseArray(v, depth);
+      return;
+    }
+    try {
+      encValue(x, depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_INDEX, i);
+    }
+  }
+}
+
+const CANONICAL_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+function arrayIndexOf(k) {
+  if (!CANONICAL_INDEX.test(k)) return -1;
+  const n = +k;
+  return n < 4294967295 ? n : -1;
+}
+
+function encSparseArray(v, depth) {
+  const keys = objectKeys(v);
+  const h = extBegin();
+  arrayHeader(1 + keys.length * 2);
+  encNumber(v.length);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const idx = arrayIndexOf(k);
+    if (idx !== -1) encNumber(idx);
+    else encString(k);
+    try {
+      encValue(v[k], depth + 1);
+    } catch (e) {
+      throw addSeg(e, idx !== -1 ? SEG_INDEX : SEG_KEY, idx !== -1 ? idx : k);
+    }
+  }
+  extEnd(h, EXT.ARRAY);
+}
+
+function encBin(v) {
+  const n = v.length;
+  if (opos + 5 + n > out.length) grow(5 + n);
+  const b = out;
+  const p = opos;
+  if (n < 0x100) {
+    b[p] = 0xc4; b[p + 1] = n; opos = p + 2;
+  } else if (n < 0x10000) {
+    b[p] = 0xc5; b[p + 1] = n >>> 8; b[p + 2] = n & 0xff; opos = p + 3;
+  } else {
+    b[p] = 0xc6; b[p + 1] = n >>> 24; b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
+  }
+  if (n > 0) b.set(v, opos);
+  opos += n;
+}
+
+function isDetached(ab) {
+  if (arrayBufferDetached !== undefined) return arrayBufferDetached.call(ab);
+  if (arrayBufferByteLength.call(ab) !== 0) return false;
+  try {
+    new Uint8Array(ab, 0, 0);   // eslint-disable-line no-new
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+// Copies bytes [off, off + len) of an ArrayBuffer into the output; swaps
+// element bytes to little-endian on big-endian hosts.
+function writeBytes(ab, off, len, elemSize) {
+  if (opos + len > out.length) grow(len);
+  if (len > 0) {
+    out.set(new Uint8Array(ab, off, len), opos);
+    if (!IS_LE && elemSize > 1) swapBytes(out, opos, len, elemSize);
+  }
+  opos += len;
+}
+
+function swapBytes(buf, off, len, elemSize) {
+  const view = Buffer.from(buf.buffer, buf.byteOffset + off, len);
+  if (elemSize === 2) view.swap16();
+  else if (elemSize === 4) view.swap32();
+  else view.swap64();
+}
+
+function encView(v) {
+  if (v instanceof Buffer) {
+    encBin(v);
+    return;
+  }
+  const tag = typedArrayTag.call(v);
+  let ab, off, len, type, size;
+  if (tag === undefined) {               // DataView
+    ab = dataViewBuffer.call(v);
+    off = dataViewByteOffset.call(v);
+    len = dataViewByteLength.call(v);
+    type = EXT.DATAVIEW;
+    size = 1;
+  } else {
+    type = TYPED_EXT[tag];
+    if (type === undefined) throw new PathError(`is a ${tag}, which is not supported`);
+    ab = v.buffer;
+    off = v.byteOffset;
+    len = v.byteLength;
+    size = v.BYTES_PER_ELEMENT;
+  }
+  if (isSharedArrayBuffer(ab)) throw new PathError('is backed by a SharedArrayBuffer');
+  if (len === 0 && isDetached(ab)) throw new PathError('is backed by a detached ArrayBuffer');
+  extHeader(type, len);
+  writeBytes(ab, off, len, size);
+}
+
+function encOther(v, depth) {
+  if (isArrayBufferView(v)) {
+    encView(v);
+  } else if (isDate(v)) {
+    extHeader(EXT.DATE, 8);
+    if (opos + 8 > out.length) grow(8);
+    writeF64(out, opos, dateGetTime.call(v));
+    opos += 8;
+  } else if (isMap(v)) {
+    encMap(v, depth);
+  } else if (isSet(v)) {
+    encSet(v, depth);
+  } else if (isNativeError(v)) {
+    encError(v, depth);
+  } else if (isRegExp(v)) {
+    const h = extBegin();
+    arrayHeader(2);
+    encString(regExpSource.call(v));
+    encString(regExpFlags.call(v));
+    extEnd(h, EXT.REGEXP);
+  } else if (isAnyArrayBuffer(v)) {
+    if (isSharedArrayBuffer(v)) throw new PathError('is a SharedArrayBuffer');
+    if (isDetached(v)) throw new PathError('is a detached ArrayBuffer');
+    const len = arrayBufferByteLength.call(v);
+    extHeader(EXT.ARRAYBUFFER, len);
+    writeBytes(v, 0, len, 1);
+  } else if (isBoxedPrimitive(v)) {
+    encBoxed(v);
+  } else {
+    const why = rejectReason(v);
+    if (why !== null) throw new PathError(why);
+    encPlain(v, depth);                  // class instance
+  }
+}
+
+// Objects that structured clone refuses, among those not already handled.
+// Class instances are the common case here; objects whose toString tag is
+// plain "[object Object]" skip the individual brand checks.
+const BUILTIN_TAG = /^\[object (Intl\.\w+|[\w ]*Iterator|AsyncGenerator)\]$/;
+
+function rejectReason(v) {
+  if (v === globalThis) return 'is the global object';
+  const tag = objectToString.call(v);
+  if (tag === '[object Object]') return null;
+  if (isPromise(v)) return 'is a Promise';
+  if (isWeakMap(v)) return 'is a WeakMap';
+  if (isWeakSet(v)) return 'is a WeakSet';
+  if (isGeneratorObject(v)) return 'is a generator object';
+  if (isMapIterator(v) || isSetIterator(v)) return 'is an iterator';
+  if (isArgumentsObject(v)) return 'is an arguments object';
+  if (isModuleNamespaceObject(v)) return 'is a module namespace object';
+  if (isExternal(v)) return 'is an external object';
+  if (tag === '[object WeakRef]' && weakRefDeref !== undefined) {
+    try { weakRefDeref.call(v); return 'is a WeakRef'; } catch { /* not one */ }
+  }
+  if (tag === '[object FinalizationRegistry]' && finRegUnregister !== undefined) {
+    try { finRegUnregister.call(v, UNREGISTER_TOKEN); return 'is a FinalizationRegistry'; } catch { /* not one */ }
+  }
+  const m = BUILTIN_TAG.exec(tag);
+  if (m !== null) return `is ${/^[AEIOU]/.test(m[1]) ? 'an' : 'a'} ${m[1]} object`;
+  return null;
+}
+
+function encMap(v, depth) {
+  const items = [];
+  mapForEach.call(v, (value, key) => { items.push(key, value); });
+  const h = extBegin();
+  arrayHeader(items.length);
+  for (let i = 0; i < items.length; i += 2) {
+    try {
+      encValue(items[i], depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_MAPKEY, i >> 1);
+    }
+    try {
+      encValue(items[i + 1], depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_MAPVAL, items[i]);
+    }
+  }
+  extEnd(h, EXT.MAP);
+}
+
+function encSet(v, depth) {
+  const items = [];
+  setForEach.call(v, (value) => { items.push(value); });
+  const h = extBegin();
+  arrayHeader(items.length);
+  for (let i = 0; i < items.length; i++) {
+    try {
+      encValue(items[i], depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_SETVAL, i);
+    }
+  }
+  extEnd(h, EXT.SET);
+}
+
+function encBoxed(v) {
+  const h = extBegin();
+  arrayHeader(1);
+  if (isNumberObject(v)) encNumber(numberValueOf.call(v));
+  else if (isStringObject(v)) encString(stringValueOf.call(v));
+  else if (isBooleanObject(v)) encValue(booleanValueOf.call(v), 1);
+  else if (isBigIntObject(v)) encBigInt(bigintValueOf.call(v));
+  else throw new PathError('is a Symbol object');
+  extEnd(h, EXT.BOXED);
+}
+
+// name, message, stack and cause, as V8's structured clone keeps them:
+// the prototype follows `name` if it is one of the standard error names;
+// message/stack/cause are taken only from own data properties.
+function encError(v, depth) {
+  const rawName = v.name;
+  const name = typeof rawName === 'string' && ERROR_CTORS[rawName] !== undefined ? rawName : 'Error';
+  const md = getOwnPropertyDescriptor(v, 'message');
+  const message = md !== undefined && hasOwnProperty.call(md, 'value') ? md.value : undefined;
+  const hasMessage = md !== undefined && hasOwnProperty.call(md, 'value');
+  const sd = getOwnPropertyDescriptor(v, 'stack');
+  const stack = sd !== undefined && hasOwnProperty.call(sd, 'value') && typeof sd.value === 'string'
+    ? sd.value : undefined;
+  const cd = getOwnPropertyDescriptor(v, 'cause');
+  const hasCause = cd !== undefined && hasOwnProperty.call(cd, 'value');
+
+  const h = extBegin();
+  mapHeader(1 + (hasMessage ? 1 : 0) + (stack !== undefined ? 1 : 0) + (hasCause ? 1 : 0));
+  encString('name');
+  encString(name);
+  if (hasMessage) {
+    encString('message');
+    encString(typeof message === 'string' ? message : String(message));
+  }
+  if (stack !== undefined) {
+    encString('stack');
+    encString(stack);
+  }
+  if (hasCause) {
+    encString('cause');
+    try {
+      encValue(cd.value, depth + 1);
+    } catch (e) {
+      throw addSeg(e, SEG_CAUSE, null);
+    }
+  }
+  extEnd(h, EXT.ERROR);
+}
+
+// ---------------------------------------------------------------------------
+// encodeAdvanced
+
+function encodeAdvanced(writer, value) {
+  if (encBusy) {
+    encodeNested(writer, value);
+    return;
+  }
+  encBusy = true;
+  W = writer;
+  out = writer.buf;
+  opos = writer.pos;
+  try {
+    encValue(value, 1);
+    writer.pos = opos;
+  } catch (e) {
+    throw publicEncodeError(e);
+  } finally {
+    encBusy = false;
+    refClear();
+    W = null;
+    out = EMPTY;
+  }
+}
+
+// encodeAdvanced() called from user code (a getter) while encoding.
+function encodeNested(writer, value) {
+  if (writer === W) {
+    throw unserializable('encodeAdvanced() was called re-entrantly on the Writer that is being written');
+  }
+  const sW = W, sOut = out, sPos = opos, sAll = refAll, sCount = refCount, sMap = refMap;
+  sW.pos = sPos;
+  W = writer; out = writer.buf; opos = writer.pos;
+  refAll = []; refCount = 0; refMap = null;
+  try {
+    encValue(value, 1);
+    writer.pos = opos;
+  } catch (e) {
+    throw publicEncodeError(e);
+  } finally {
+    W = sW; out = sW.buf; opos = sPos;
+    refAll = sAll; refCount = sCount; refMap = sMap;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Decoder errors
+
+function badPayload(message) {
+  const e = new Error(`Invalid IPC payload: ${message}`);
+  e.code = 'ERR_IPC_BAD_PAYLOAD';
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// UTF-8 decoding shared by both decoders.
+
+// Cache of short ASCII strings (object keys repeat across messages). Slots
+// are chosen from the length and three sampled bytes; a hit is verified byte
+// by byte, so collisions only cost a miss.
+const STR_CACHE_BITS = 12;
+const STR_CACHE_MASK = (1 << STR_CACHE_BITS) - 1;
+const strCache = new Array(1 << STR_CACHE_BITS).fill('');
+const SHORT_DECODE = 16;
+
+function asciiChars(b, p, n) {
+  switch (n) {
+    case 0: return '';
+    case 1: return fromCharCode(b[p]);
+    case 2: return fromCharCode(b[p], b[p + 1]);
+    case 3: return fromCharCode(b[p], b[p + 1], b[p + 2]);
+    case 4: return fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3]);
+    case 5: return fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4]);
+    case 6: return fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5]);
+    case 7: return fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6]);
+    case 8: return fromCharCode(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]);
+    default: return asciiChars(b, p, 8) + asciiChars(b, p + 8, n - 8);
+  }
+}
+
+function decodeShortString(b, p, n) {
+  if (n === 0) return '';
+  const slot = ((n << 7) ^ b[p] ^ (b[p + n - 1] << 3) ^ (b[p + (n >> 1)] << 5)) & STR_CACHE_MASK;
+  const hit = strCache[slot];
+  if (hit.length === n) {
+    let j = 0;
+    while (j < n && hit.charCodeAt(j) === b[p + j]) j++;
+    if (j === n) return hit;
+  }
+  for (let j = 0; j < n; j++) {
+    if (b[p + j] >= 0x80) return decodeUtf8Js(b, p, n);
+  }
+  const s = asciiChars(b, p, n);
+  strCache[slot] = s;
+  return s;
+}
+
+// Validating UTF-8 decoder for short non-ASCII strings.
+function decodeUtf8Js(b, p, n) {
+  const end = p + n;
+  const units = [];
+  while (p < end) {
+    const c = b[p++];
+    if (c < 0x80) {
+      units.push(c);
+      continue;
+    }
+    let cp, need, min;
+    if (c >= 0xc2 && c <= 0xdf) { cp = c & 0x1f; need = 1; min = 0x80; }
+    else if (c >= 0xe0 && c <= 0xef) { cp = c & 0x0f; need = 2; min = 0x800; }
+    else if (c >= 0xf0 && c <= 0xf4) { cp = c & 0x07; need = 3; min = 0x10000; }
+    else throw badPayload('string is not valid UTF-8');
+    if (p + need > end) throw badPayload('string is not valid UTF-8 (truncated sequence)');
+    for (let k = 0; k < need; k++) {
+      const d = b[p++];
+      if ((d & 0xc0) !== 0x80) throw badPayload('string is not valid UTF-8');
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      throw badPayload('string is not valid UTF-8');
+    }
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      units.push(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+    } else {
+      units.push(cp);
+    }
+  }
+  return fromCharCode.apply(null, units);
+}
+
+function decodeLongString(b, p, n) {
+  if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
+    return b.latin1Slice(p, p + n);    // plain copy, no UTF-8 decoding
+  }
+  const s = b.utf8Slice(p, p + n);
+  // utf8Slice substitutes U+FFFD for malformed input: only then is a full
+  // validation needed to tell a real U+FFFD from an error.
+  if (s.indexOf('\ufffd') !== -1 && !isUtf8(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
+    throw badPayload('string is not valid UTF-8');
+  }
+  return s;
+}
+
+function decodeString(b, p, n) {
+  return n <= SHORT_DECODE ? decodeShortString(b, p, n) : decodeLongString(b, p, n);
+}
+
+// ---------------------------------------------------------------------------
+// Decoder state (decodeAdvanced never runs user code, but the state is still
+// saved/restored so that nesting could not corrupt it).
+
+let src = EMPTY;
+let spos = 0;
+let send = 0;
+let sbase = 0;
+let dRefs = [];
+let nRefs = 0;
+
+const PENDING = {};
+
+function bad(message) {
+  return badPayload(`${message} (at byte ${spos - sbase})`);
+}
+
+function need(n) {
+  if (n > send - spos) throw bad('unexpected end of data');
+}
+
+function rdU8() {
+  need(1);
+  return src[spos++];
+}
+
+function rdU16() {
+  need(2);
+  const p = spos;
+  spos = p + 2;
+  return (src[p] << 8) | src[p + 1];
+}
+
+function rdU32() {
+  need(4);
+  const p = spos;
+  spos = p + 4;
+  return src[p] * 0x1000000 + ((src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]);
+}
+
+// Float reads go through the scratch array until a decode has seen a few,
+// then through a DataView over the input (cheaper per read, costly to make).
+let srcView = null;
+let srcFloats = 0;
+
+function rdF64At(p) {
+  if (srcView !== null) return srcView.getFloat64(p);
+  return rdF64Slow(p);
+}
+
+function rdF64Slow(p) {
+  if (++srcFloats > 8) {
+    srcView = new DataView(src.buffer, src.byteOffset, src.length);
+    return srcView.getFloat64(p);
+  }
+  if (IS_LE) {
+    f64b[7] = src[p]; f64b[6] = src[p + 1]; f64b[5] = src[p + 2]; f64b[4] = src[p + 3];
+    f64b[3] = src[p + 4]; f64b[2] = src[p + 5]; f64b[1] = src[p + 6]; f64b[0] = src[p + 7];
+  } else {
+    for (let i = 0; i < 8; i++) f64b[i] = src[p + i];
+  }
+  return f64[0];
+}
+
+function rdF64() {
+  need(8);
+  const p = spos;
+  spos = p + 8;
+  return rdF64At(p);
+}
+
+function rdF32() {
+  need(4);
+  const p = spos;
+  spos = p + 4;
+  if (IS_LE) {
+    f32b[3] = src[p]; f32b[2] = src[p + 1]; f32b[1] = src[p + 2]; f32b[0] = src[p + 3];
+  } else {
+    for (let i = 0; i < 4; i++) f32b[i] = src[p + i];
+  }
+  return f32[0];
+}
+
+// 64-bit integers: a Number when exactly representable as a safe integer,
+// otherwise a BigInt (never a rounded Number).
+function rdU64() {
+  const hi = rdU32();
+  const lo = rdU32();
+  const v = hi * 4294967296 + lo;
+  if (Number.isSafeInteger(v)) return v;
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+function rdI64() {
+  const hi = rdU32();
+  const lo = rdU32();
+  const shi = hi | 0;
+  const v = shi * 4294967296 + lo;
+  if (Number.isSafeInteger(v)) return v;
+  return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+}
+
+function register(obj) {
+  dRefs[nRefs++] = obj;
+}
+
+function read(depth) {
+  if (spos >= send) throw bad('unexpected end of data');
+  const b = src[spos++];
+  if (b < 0x80) return b;
+  if (b >= 0xe0) return b - 0x100;
+  if (b >= 0xa0 && b < 0xc0) return readStr(b & 0x1f);
+  if (b < 0x90) return readMap(b & 0x0f, depth);
+  if (b < 0xa0) return readArray(b & 0x0f, depth);
+  switch (b) {
+    case 0xc0: return null;
+    case 0xc2: return false;
+    case 0xc3: return true;
+    case 0xc4: return readBin(rdU8(), depth);
+    case 0xc5: return readBin(rdU16(), depth);
+    case 0xc6: return readBin(rdU32(), depth);
+    case 0xc7: return readExt(rdU8(), depth);
+    case 0xc8: return readExt(rdU16(), depth);
+    case 0xc9: return readExt(rdU32(), depth);
+    case 0xca: return rdF32();
+    case 0xcb: return rdF64();
+    case 0xcc: return rdU8();
+    case 0xcd: return rdU16();
+    case 0xce: return rdU32();
+    case 0xcf: return rdU64();
+    case 0xd0: return (rdU8() << 24) >> 24;
+    case 0xd1: return (rdU16() << 16) >> 16;
+    case 0xd2: return rdU32() | 0;
+    case 0xd3: return rdI64();
+    case 0xd4: return readExt(1, depth);
+    case 0xd5: return readExt(2, depth);
+    case 0xd6: return readExt(4, depth);
+    case 0xd7: return readExt(8, depth);
+    case 0xd8: return readExt(16, depth);
+    case 0xd9: return readStr(rdU8());
+    case 0xda: return readStr(rdU16());
+    case 0xdb: return readStr(rdU32());
+    case 0xdc: return readArray(rdU16(), depth);
+    case 0xdd: return readArray(rdU32(), depth);
+    case 0xde: return readMap(rdU16(), depth);
+    case 0xdf: return readMap(rdU32(), depth);
+    default: // 0xc1
+      spos--;
+      throw bad('reserved byte 0xc1');
+  }
+}
+
+function readStr(n) {
+  if (n > send - spos) throw bad(`string length ${n} exceeds the remaining data`);
+  const p = spos;
+  spos = p + n;
+  return decodeString(src, p, n);
+}
+
+function readKey(depth) {
+  if (spos < send) {
+    const b = src[spos];
+    if (b >= 0xa0 && b < 0xc0) {
+      spos++;
+      return readStr(b & 0x1f);
+    }
+  }
+  const k = read(depth);
+  if (typeof k !== 'string') throw bad('object key is not a string');
+  return k;
+}
+
+function readMap(n, depth) {
+  if (depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
+  if (n > (send - spos) >>> 1) throw bad(`map of ${n} entries exceeds the remaining data`);
+  const obj = {};
+  register(obj);
+  for (let i = 0; i < n; i++) {
+    const k = readKey(depth + 1);
+    const v = read(depth + 1);
+    if (k === '__proto__') {
+      defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+    } else {
+      obj[k] = v;
+    }
+  }
+  return obj;
+}
+
+function readArray(n, depth) {
+  if (depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
+  if (n > send - spos) throw bad(`array of ${n} elements exceeds the remaining data`);
+  const arr = [];
+  register(arr);
+  for (let i = 0; i < n; i++) {
+    // Numbers inline: avoids boxing doubles through read()'s return value.
+    const p = spos;
+    if (p < send) {
+      const b = src[p];
+      if (b < 0x80) {
+        spos = p + 1;
+        arr[i] = b;
+        continue;
+      }
+      if (b === 0xcb && p + 9 <= send) {
+        spos = p + 9;
+        arr[i] = rdF64At(p + 1);
+        continue;
+      }
+    }
+    arr[i] = read(depth + 1);
+  }
+  return arr;
+}
+
+function copyToArrayBuffer(p, n) {
+  const ab = new ArrayBuffer(n);
+  if (n > 0) new Uint8Array(ab).set(new Uint8Array(src.buffer, src.byteOffset + p, n));
+  return ab;
+}
+
+function readBin(n, depth) {
+  if (depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
+  if (n > send - spos) throw bad(`bin length ${n} exceeds the remaining data`);
+  const p = spos;
+  spos = p + n;
+  let buf;
+  if (n >= ZERO_COPY_MIN) {
+    buf = Buffer.from(src.buffer, src.byteOffset + p, n);
+  } else {
+    buf = Buffer.allocUnsafe(n);
+    if (n > 0) buf.set(new Uint8Array(src.buffer, src.byteOffset + p, n));
+  }
+  register(buf);
+  return buf;
+}
+
+// The payload of an ext holding values: [p, e) becomes the readable range.
+function structHeader(what) {
+  if (spos >= send) throw bad(`${what} payload is empty`);
+  const b = src[spos++];
+  let n;
+  if (b >= 0x90 && b <= 0x9f) n = b & 0x0f;
+  else if (b === 0xdc) n = rdU16();
+  else if (b === 0xdd) n = rdU32();
+  else throw bad(`${what} payload is not a MessagePack array`);
+  if (n > send - spos) throw bad(`${what} payload claims ${n} items, more than the remaining data`);
+  return n;
+}
+
+function structMapHeader(what) {
+  if (spos >= send) throw bad(`${what} payload is empty`);
+  const b = src[spos++];
+  let n;
+  if (b >= 0x80 && b <= 0x8f) n = b & 0x0f;
+  else if (b === 0xde) n = rdU16();
+  else if (b === 0xdf) n = rdU32();
+  else throw bad(`${what} payload is not a MessagePack map`);
+  return n;
+}
+
+function readString(depth, what) {
+  const s = read(depth);
+  if (typeof s !== 'string') throw bad(`${what} is not a string`);
+  return s;
+}
+
+function readExt(len, depth) {
+  if (spos >= send) throw bad('unexpected end of data');
+  const type = src[spos++];
+  if (len > send - spos) throw bad(`ext payload length ${len} exceeds the remaining data`);
+  const p = spos;
+  const e = p + len;
+  spos = e;
+  if (type > 3 && depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
+  switch (type) {
+    case 0: // UNDEFINED
+      if (len !== 1 || src[p] !== 0) throw bad('bad UNDEFINED payload');
+      return undefined;
+    case 1: { // REF
+      let i;
+      if (len === 1) i = src[p];
+      else if (len === 2) i = (src[p] << 8) | src[p + 1];
+      else if (len === 4) i = src[p] * 0x1000000 + ((src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]);
+      else throw bad('bad REF payload length');
+      if (i >= nRefs) throw bad(`back-reference to object #${i}, only ${nRefs} seen`);
+      const obj = dRefs[i];
+      if (obj === PENDING) throw bad(`back-reference to object #${i} that is still being decoded`);
+      return obj;
+    }
+    case 2: return readBigInt(p, len);
+    case 3: // STRING16
+      if (len & 1) throw bad('STRING16 payload has an odd length');
+      return src.ucs2Slice(p, e);
+    case 4: { // DATE
+      if (len !== 8) throw bad('DATE payload must be 8 bytes');
+      const t = rdF64At(p);
+      if (t === t && !(Number.isInteger(t) && Math.abs(t) <= 8.64e15)) throw bad('DATE time value out of range');
+      const d = new Date(t);
+      register(d);
+      return d;
+    }
+    case 5: return nested(p, e, readRegExp, depth);
+    case 6: return nested(p, e, readMapExt, depth);
+    case 7: return nested(p, e, readSetExt, depth);
+    case 8: return nested(p, e, readError, depth);
+    case 9: return nested(p, e, readSparseArray, depth);
+    case 10: return nested(p, e, readBoxed, depth);
+    case 11: { // ARRAYBUFFER
+      const ab = copyToArrayBuffer(p, len);
+      register(ab);
+      return ab;
+    }
+    case 12: { // DATAVIEW
+      const dv = len >= ZERO_COPY_MIN
+        ? new DataView(src.buffer, src.byteOffset + p, len)
+        : new DataView(copyToArrayBuffer(p, len));
+      register(dv);
+      return dv;
+    }
+    case 0xff: return readTimestamp(p, len);
+    default:
+      if (type >= 16 && type <= 27) return readTypedArray(type, p, len);
+      spos = p - 1;
+      throw bad(`unknown ext type ${type > 127 ? type - 256 : type}`);
+  }
+}
+
+function nested(p, e, fn, depth) {
+  const savedEnd = send;
+  spos = p;
+  send = e;
+  const v = fn(depth);
+  if (spos !== e) throw bad('ext payload has trailing bytes');
+  send = savedEnd;
+  return v;
+}
+
+function readBigInt(p, len) {
+  if (len === 0) throw bad('empty BIGINT payload');
+  const sign = src[p];
+  if (sign > 1) throw bad('bad BIGINT sign byte');
+  if (len === 1) {
+    if (sign !== 0) throw bad('BIGINT negative zero');
+    return 0n;
+  }
+  if (src[p + 1] === 0) throw bad('BIGINT magnitude has a leading zero byte');
+  let v;
+  if (len <= 7) {
+    let m = 0;
+    for (let i = p + 1; i < p + len; i++) m = m * 256 + src[i];
+    v = BigInt(m);
+  } else {
+    v = BigInt('0x' + src.hexSlice(p + 1, p + len));
+  }
+  return sign === 1 ? -v : v;
+}
+
+function readTypedArray(type, p, len) {
+  const Ctor = TYPED_CTOR[type - 16];
+  if (Ctor === undefined) throw bad(`typed array ext type ${type} is not supported by this runtime`);
+  const size = Ctor.BYTES_PER_ELEMENT;
+  if (len % size !== 0) throw bad(`typed array payload length ${len} is not a multiple of ${size}`);
+  const off = src.byteOffset + p;
+  let ta;
+  if (len >= ZERO_COPY_MIN && (size === 1 || (IS_LE && off % size === 0))) {
+    ta = new Ctor(src.buffer, off, len / size);
+  } else {
+    const ab = copyToArrayBuffer(p, len);
+    if (!IS_LE && size > 1 && len > 0) swapBytes(Buffer.from(ab), 0, len, size);
+    ta = new Ctor(ab);
+  }
+  register(ta);
+  return ta;
+}
+
+function readTimestamp(p, len) {
+  let sec, nsec;
+  if (len === 4) {
+    sec = src[p] * 0x1000000 + ((src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]);
+    nsec = 0;
+  } else if (len === 8) {
+    const hi = src[p] * 0x1000000 + ((src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]);
+    const lo = src[p + 4] * 0x1000000 + ((src[p + 5] << 16) | (src[p + 6] << 8) | src[p + 7]);
+    nsec = Math.floor(hi / 4);
+    sec = (hi % 4) * 4294967296 + lo;
+  } else if (len === 12) {
+    nsec = src[p] * 0x1000000 + ((src[p + 1] << 16) | (src[p + 2] << 8) | src[p + 3]);
+    const hi = (src[p + 4] << 24) | (src[p + 5] << 16) | (src[p + 6] << 8) | src[p + 7];
+    const lo = src[p + 8] * 0x1000000 + ((src[p + 9] << 16) | (src[p + 10] << 8) | src[p + 11]);
+    sec = hi * 4294967296 + lo;
+  } else {
+    throw bad('bad timestamp payload length');
+  }
+  if (nsec >= 1e9) throw bad('timestamp nanoseconds out of range');
+  const ms = sec * 1000 + Math.floor(nsec / 1e6);
+  if (!(Math.abs(ms) <= 8.64e15)) throw bad('timestamp out of the Date range');
+  const d = new Date(ms);
+  register(d);
+  return d;
+}
+
+function readRegExp(depth) {
+  if (structHeader('REGEXP') !== 2) throw bad('REGEXP payload must hold 2 items');
+  const source = readString(depth + 1, 'REGEXP source');
+  const flags = readString(depth + 1, 'REGEXP flags');
+  let re;
+  try {
+    re = new RegExp(source, flags);
+  } catch (err) {
+    throw bad(`bad REGEXP: ${err.message}`);
+  }
+  register(re);
+  return re;
+}
+
+function readMapExt(depth) {
+  const n = structHeader('MAP');
+  if (n & 1) throw bad('MAP payload has an odd number of items');
+  const m = new Map();
+  register(m);
+  for (let i = 0; i < n; i += 2) {
+    const k = read(depth + 1);
+    const v = read(depth + 1);
+    mapSet.call(m, k, v);
+  }
+  return m;
+}
+
+function readSetExt(depth) {
+  const n = structHeader('SET');
+  const s = new Set();
+  register(s);
+  for (let i = 0; i < n; i++) setAdd.call(s, read(depth + 1));
+  return s;
+}
+
+function readSparseArray(depth) {
+  const n = structHeader('ARRAY');
+  if ((n & 1) === 0) throw bad('ARRAY payload must hold a length and key/value pairs');
+  const length = read(depth + 1);
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 4294967295) {
+    throw bad('ARRAY length is not a valid array length');
+  }
+  const arr = [];
+  register(arr);
+  for (let i = 1; i < n; i += 2) {
+    const k = read(depth + 1);
+    if (typeof k === 'number') {
+      if (!Number.isInteger(k) || k < 0 || k >= length) throw bad(`ARRAY index ${k} out of range`);
+      arr[k] = read(depth + 1);
+    } else if (typeof k === 'string') {
+      if (k === 'length' || arrayIndexOf(k) !== -1) throw bad(`ARRAY property key ${jsonStringify(k)} is not allowed`);
+      const v = read(depth + 1);
+      if (k === '__proto__') {
+        defineProperty(arr, k, { value: v, writable: true, enumerable: true, configurable: true });
+      } else {
+        arr[k] = v;
+      }
+    } else {
+      throw bad('ARRAY key is neither an index nor a string');
+    }
+  }
+  arr.length = length;
+  return arr;
+}
+
+function readBoxed(depth) {
+  if (structHeader('BOXED') !== 1) throw bad('BOXED payload must hold 1 item');
+  const slot = nRefs;
+  register(PENDING);
+  const v = read(depth + 1);
+  const t = typeof v;
+  if (t !== 'number' && t !== 'string' && t !== 'boolean' && t !== 'bigint') {
+    throw bad('BOXED value is not a number, string, boolean or bigint');
+  }
+  const obj = Object(v);
+  dRefs[slot] = obj;
+  return obj;
+}
+
+// Constructs an error without capturing a stack trace: with a non-number
+// Error.stackTraceLimit V8 skips the capture, so no formatting hook
+// (Error.prepareStackTrace) can run later either.
+function newError(Ctor) {
+  const d = getOwnPropertyDescriptor(Error, 'stackTraceLimit');
+  if (d === undefined || !hasOwnProperty.call(d, 'value') || !d.writable) return new Ctor();
+  Error.stackTraceLimit = undefined;
+  try {
+    return new Ctor();
+  } finally {
+    Error.stackTraceLimit = d.value;
+  }
+}
+
+const ERROR_FIELDS = { __proto__: null, message: 1, stack: 2, cause: 3 };
+
+function readError(depth) {
+  const n = structMapHeader('ERROR');
+  if (n < 1 || n > 4) throw bad('ERROR payload must have 1 to 4 fields');
+  if (readString(depth + 1, 'ERROR key') !== 'name') throw bad('ERROR payload must start with "name"');
+  const name = readString(depth + 1, 'ERROR name');
+  const Ctor = ERROR_CTORS[name];
+  if (Ctor === undefined) throw bad(`unknown ERROR name ${jsonStringify(name)}`);
+  const err = newError(Ctor);
+  register(err);
+  let last = 0;
+  let stack;
+  for (let i = 1; i < n; i++) {
+    const key = readString(depth + 1, 'ERROR key');
+    const field = ERROR_FIELDS[key];
+    if (field === undefined || field <= last) throw bad(`unexpected ERROR field ${jsonStringify(key)}`);
+    last = field;
+    if (field === 1) {
+      defineProperty(err, 'message', {
+        value: readString(depth + 1, 'ERROR message'), writable: true, enumerable: false, configurable: true,
+      });
+    } else if (field === 2) {
+      stack = readString(depth + 1, 'ERROR stack');
+    } else {
+      defineProperty(err, 'cause', {
+        value: read(depth + 1), writable: true, enumerable: false, configurable: true,
+      });
+    }
+  }
+  defineProperty(err, 'stack', { value: stack, writable: true, enumerable: false, configurable: true });
+  return err;
+}
+
+// ---------------------------------------------------------------------------
+// decodeAdvanced
+
+function toBuffer(buf) {
+  if (buf instanceof Buffer) return buf;
+  if (isArrayBufferView(buf)) return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  throw badPayload('input is not a Buffer');
+}
+
+function checkRange(buf, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > buf.length) {
+    throw badPayload(`bad range [${start}, ${end}) for a ${buf.length}-byte buffer`);
+  }
+}
+
+function decodeAdvanced(buf, start, end) {
+  buf = toBuffer(buf);
+  checkRange(buf, start, end);
+  const sSrc = src, sPos = spos, sEnd = send, sBase = sbase, sRefs = dRefs, sN = nRefs;
+  const sView = srcView, sFloats = srcFloats;
+  srcView = null;
+  srcFloats = 0;
+  const outer = sSrc !== EMPTY;
+  if (outer) { dRefs = []; nRefs = 0; }
+  src = buf; spos = start; send = end; sbase = start;
+  try {
+    const v = read(1);
+    if (spos !== end) throw bad('trailing bytes after the value');
+    return v;
+  } catch (e) {
+    if (e !== null && typeof e === 'object' && e.code === 'ERR_IPC_BAD_PAYLOAD') throw e;
+    if (isStackOverflow(e)) throw badPayload('value nested too deeply (the JavaScript stack was exhausted)');
+    throw badPayload(e instanceof Error ? e.message : String(e));
+  } finally {
+    if (nRefs > 4096) {
+      dRefs = [];
+    } else {
+      for (let i = 0; i < nRefs; i++) dRefs[i] = undefined;
+    }
+    nRefs = 0;
+    if (outer) {
+      dRefs = sRefs; nRefs = sN;
+    }
+    src = sSrc; spos = sPos; send = sEnd; sbase = sBase;
+    srcView = sView; srcFloats = sFloats;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+function writeUtf8Text(writer, s) {
+  const len = s.length;
+  if (len < SHORT_STR) {
+    writer.ensure(len * 3);
+    const b = writer.buf;
+    let p = writer.pos;
+    for (let i = 0; i < len; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) {
+        b[p++] = c;
+      } else if (c < 0x800) {
+        b[p++] = 0xc0 | (c >> 6);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else if (c < 0xd800 || c > 0xdfff) {
+        b[p++] = 0xe0 | (c >> 12);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      } else {
+        // JSON.stringify escapes lone surrogates, so this is a valid pair.
+        const d = s.charCodeAt(++i);
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        b[p++] = 0xf0 | (c >> 18);
+        b[p++] = 0x80 | ((c >> 12) & 0x3f);
+        b[p++] = 0x80 | ((c >> 6) & 0x3f);
+        b[p++] = 0x80 | (c & 0x3f);
+      }
+    }
+    writer.pos = p;
+    return;
+  }
+  let cap = len <= 8192 ? len * 3 : len + (len >>> 3) + 8;
+  writer.ensure(cap);
+  let n = writer.buf.utf8Write(s, writer.pos, cap);
+  if (n > cap - 4 && cap < len * 3) {
+    cap = Buffer.byteLength(s, 'utf8');
+    writer.ensure(cap);
+    n = writer.buf.utf8Write(s, writer.pos, cap);
+  }
+  writer.pos += n;
+}
+
+function encodeJson(writer, value) {
+  let s;
+  try {
+    s = jsonStringify(value);
+  } catch (e) {
+    if (e !== null && typeof e === 'object' && e.code === undefined) {
+      try { e.code = 'ERR_IPC_UNSERIALIZABLE'; } catch { /* frozen */ }
+    }
+    throw e;
+  }
+  if (s === undefined) {
+    throw unserializable(`message cannot be serialized as JSON: it is ${typeof value === 'function' ? 'a function' : typeof value === 'symbol' ? 'a symbol' : 'undefined'}`);
+  }
+  writeUtf8Text(writer, s);
+}
+
+function decodeJson(buf, start, end) {
+  buf = toBuffer(buf);
+  checkRange(buf, start, end);
+  const n = end - start;
+  let text;
+  if (n <= SHORT_DECODE) {
+    text = decodeShortString(buf, start, n);
+  } else {
+    text = decodeLongString(buf, start, n);
+  }
+  try {
+    return jsonParse(text);
+  } catch (e) {
+    throw badPayload(`bad JSON: ${e.message}`);
+  }
+}
+
+module.exports = {
+  Writer,
+  encodeAdvanced,
+  decodeAdvanced,
+  encodeJson,
+  decodeJson,
+  EXT,
+};

@@ -1,0 +1,379 @@
+'use strict';
+
+// The parent side: fork()/spawn() start the child with one end of a Rust socketpair as an inherited
+// descriptor, and turn Node's ChildProcess into execa's subprocess: the three IPC methods, and a promise of
+// the result that settles once the child exited and the channel closed.
+
+const childProcess = require('node:child_process');
+const path = require('node:path');
+const util = require('node:util');
+const {fileURLToPath} = require('node:url');
+
+const {createSocketpair, closeFd} = require('./native.js');
+const {Channel, DEFAULT_MAX_MESSAGE_SIZE} = require('./channel.js');
+const {MessageIterator} = require('./iterator.js');
+const codec = require('./codec.js');
+const errors = require('./errors.js');
+const {ENV_NAME} = require('./child.js');
+const validate = require('./validate.js');
+
+const PRELOAD = path.join(__dirname, 'preload.js');
+const OWN_OPTIONS = [
+  'ipc',
+  'serialization',
+  'ipcInput',
+  'buffer',
+  'maxBuffer',
+  'verbose',
+  'maxMessageSize',
+  'cancelSignal',
+  'gracefulCancel',
+];
+const DEFAULT_MAX_BUFFER = 100_000_000;
+const MAX_FRAME = 2 ** 32 - 1;
+
+const toPath = (call, name, value) => {
+  if (value instanceof URL) {
+    return fileURLToPath(value);
+  }
+  if (typeof value !== 'string' || value === '') {
+    throw validate.fail(call, `\`${name}\` must be a non-empty string or a file URL, not ${validate.describe(value)}.`);
+  }
+  return value;
+};
+
+/** Accepts (file, options) as well as (file, args, options), as child_process does. */
+const splitArguments = (call, args, options) => {
+  if (args !== undefined && args !== null && !Array.isArray(args)) {
+    if (options !== undefined) {
+      throw validate.fail(call, `\`args\` must be an array of strings, not ${validate.describe(args)}.`);
+    }
+    return [[], args];
+  }
+  const list = args ?? [];
+  for (const arg of list) {
+    if (typeof arg !== 'string') {
+      throw validate.fail(call, `every item of \`args\` must be a string, not ${validate.describe(arg)}.`);
+    }
+  }
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+    throw validate.fail(call, `its options must be an object, not ${validate.describe(options)}.`);
+  }
+  return [list, options ?? {}];
+};
+
+const isIpcStdio = (value) =>
+  value === 'ipc' ||
+  (Array.isArray(value) && value.some((item) => isIpcStdio(item))) ||
+  (value !== null && typeof value === 'object' && !Array.isArray(value) && value.value === 'ipc');
+
+const rejectIpcStdio = (call, options) => {
+  for (const name of ['stdio', 'stdin', 'stdout', 'stderr']) {
+    if (isIpcStdio(options[name])) {
+      throw validate.fail(
+        call,
+        `\`${name}: 'ipc'\` cannot be used: native-ipc opens its own channel. Use the \`ipc: true\` option instead.`,
+      );
+    }
+  }
+};
+
+const normalizeStdio = (stdio, fallback) => {
+  if (stdio === undefined) {
+    return [fallback, fallback, fallback];
+  }
+  if (typeof stdio === 'string') {
+    return [stdio, stdio, stdio];
+  }
+  if (!Array.isArray(stdio)) {
+    return stdio;
+  }
+  const list = [...stdio];
+  while (list.length < 3) {
+    list.push(fallback);
+  }
+  return list;
+};
+
+const validateOptions = (call, options, ipcDefault) => {
+  rejectIpcStdio(call, options);
+  const ipcOption = options.ipc;
+  if (ipcOption !== undefined && typeof ipcOption !== 'boolean' && typeof ipcOption !== 'function') {
+    throw validate.fail(call, `the \`ipc\` option must be a boolean or a function, not ${validate.describe(ipcOption)}.`);
+  }
+  const ipc = ipcOption === undefined ? ipcDefault : Boolean(ipcOption);
+  const serialization = options.serialization ?? 'advanced';
+  if (serialization !== 'advanced' && serialization !== 'json') {
+    throw validate.fail(call, `the \`serialization\` option must be 'advanced' or 'json', not ${validate.describe(serialization)}.`);
+  }
+  const buffer = validate.checkBoolean(call, 'buffer', options.buffer, true);
+  const maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+  if (!Number.isInteger(maxBuffer) || maxBuffer < 0) {
+    throw validate.fail(call, `the \`maxBuffer\` option must be a non-negative integer (a number of messages), not ${validate.describe(maxBuffer)}.`);
+  }
+  const maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  if (!Number.isInteger(maxMessageSize) || maxMessageSize < 1 || maxMessageSize > MAX_FRAME - 4) {
+    throw validate.fail(call, `the \`maxMessageSize\` option must be an integer from 1 to ${MAX_FRAME - 4} (bytes), not ${validate.describe(maxMessageSize)}.`);
+  }
+  const verbose = options.verbose ?? 'none';
+  if (!['none', 'short', 'full'].includes(verbose)) {
+    throw validate.fail(call, `the \`verbose\` option must be 'none', 'short' or 'full', not ${validate.describe(verbose)}.`);
+  }
+  if (options.ipcInput !== undefined) {
+    if (!ipc) {
+      throw validate.fail(call, 'the `ipcInput` option cannot be set unless the `ipc` option is `true`.');
+    }
+    checkSerializable(call, options.ipcInput, serialization);
+  }
+  return {ipc, ipcCallback: typeof ipcOption === 'function' ? ipcOption : undefined, serialization, buffer, maxBuffer, maxMessageSize, verbose};
+};
+
+const checkSerializable = (call, value, serialization) => {
+  const writer = new codec.Writer(256);
+  try {
+    if (serialization === 'json') {
+      codec.encodeJson(writer, value);
+    } else {
+      codec.encodeAdvanced(writer, value);
+    }
+  } catch (cause) {
+    const error = validate.fail(
+      call,
+      `the \`ipcInput\` option is not serializable with ${serialization === 'json' ? 'JSON' : 'a structured clone'}: ${cause.message}`,
+    );
+    error.cause = cause;
+    throw error;
+  }
+};
+
+const spawnOptionsOf = (options) => {
+  const rest = {...options};
+  for (const name of OWN_OPTIONS) {
+    delete rest[name];
+  }
+  return rest;
+};
+
+/**
+ * Runs a Node.js file with the channel open (like child_process.fork / execa's execaNode).
+ * @returns the subprocess: a ChildProcess with the IPC methods, and a promise of its result.
+ */
+const fork = (scriptPath, args, options) => {
+  const file = toPath('fork()', 'scriptPath', scriptPath);
+  const [list, opts] = splitArguments('fork()', args, options);
+  const execPath = opts.execPath ?? process.execPath;
+  const execArgv = opts.execArgv ?? process.execArgv;
+  const settings = validateOptions('fork()', opts, true);
+  const preload = settings.ipc ? ['--require', PRELOAD] : [];
+  const spawnOptions = spawnOptionsOf(opts);
+  delete spawnOptions.execPath;
+  delete spawnOptions.execArgv;
+  const command = [file, ...list].join(' ');
+  return start('fork()', execPath, [...execArgv, ...preload, file, ...list], spawnOptions, settings, 'inherit', opts, command);
+};
+
+/** Runs any executable; the channel is opened only with `ipc: true` (or an `ipc` callback). */
+const spawn = (file, args, options) => {
+  const command = toPath('spawn()', 'file', file);
+  const [list, opts] = splitArguments('spawn()', args, options);
+  const settings = validateOptions('spawn()', opts, false);
+  return start('spawn()', command, list, spawnOptionsOf(opts), settings, 'pipe', opts, [command, ...list].join(' '));
+};
+
+const start = (call, file, args, spawnOptions, settings, stdioDefault, userOptions, command) => {
+  if (!settings.ipc) {
+    const child = childProcess.spawn(file, args, {...spawnOptions, stdio: normalizeStdio(spawnOptions.stdio, stdioDefault)});
+    return decorate(child, undefined, settings, command, userOptions);
+  }
+  const [parentFd, childFd] = createSocketpair();
+  const stdio = normalizeStdio(spawnOptions.stdio, stdioDefault);
+  if (!Array.isArray(stdio)) {
+    closeFd(parentFd);
+    closeFd(childFd);
+    throw validate.fail(call, `the \`stdio\` option must be a string or an array, not ${validate.describe(stdio)}.`);
+  }
+  const channelIndex = stdio.length;
+  const env = {
+    ...(spawnOptions.env ?? process.env),
+    [ENV_NAME]: `${channelIndex}:${settings.serialization}:${settings.maxMessageSize}`,
+  };
+  let child;
+  try {
+    child = childProcess.spawn(file, args, {...spawnOptions, stdio: [...stdio, childFd], env});
+  } catch (error) {
+    closeFd(parentFd);
+    closeFd(childFd);
+    throw error;
+  }
+  // The child has its copy; without ours, the child's exit reads as end-of-file.
+  closeFd(childFd);
+  const channel = new Channel(parentFd, {
+    serialization: settings.serialization,
+    maxMessageSize: settings.maxMessageSize,
+    isParent: true,
+  });
+  return decorate(child, channel, settings, command, userOptions);
+};
+
+const ipcPart = (ipcOutput) =>
+  ipcOutput.map((message) => (typeof message === 'string' ? message : util.inspect(message))).join('\n');
+
+const decorate = (child, channel, settings, command, userOptions) => {
+  const ipcOutput = [];
+  let maxBufferError;
+
+  const getChannel = (name) => {
+    if (channel === undefined) {
+      throw errors.notEnabled('subprocess.', name);
+    }
+    return channel;
+  };
+
+  if (channel !== undefined) {
+    channel.collectorListens = settings.buffer;
+    channel.collector = (message) => {
+      if (settings.buffer && maxBufferError === undefined) {
+        if (ipcOutput.length === settings.maxBuffer) {
+          maxBufferError = new Error(`Command's IPC output was larger than ${settings.maxBuffer} messages: ${command}\nmaxBuffer exceeded`);
+          maxBufferError.code = 'ERR_IPC_MAX_BUFFER';
+          queueMicrotask(() => channel.disconnect());
+        } else {
+          ipcOutput.push(message);
+        }
+      }
+      if (settings.verbose === 'full') {
+        printVerbose(child.pid, message);
+      }
+      if (settings.ipcCallback !== undefined) {
+        settings.ipcCallback(message, child);
+      }
+    };
+  }
+
+  const exited = new Promise((resolve) => {
+    let spawnError;
+    child.once('error', (error) => {
+      spawnError ??= error;
+      // A spawn failure emits no 'exit'.
+      if (child.pid === undefined) {
+        resolve({error: spawnError});
+      }
+    });
+    child.once('exit', (exitCode, signal) => resolve({exitCode, signal, error: spawnError}));
+  });
+  const channelClosed =
+    channel === undefined ? Promise.resolve(undefined) : new Promise((resolve) => channel.onClosed(resolve));
+  const ipcInputSent =
+    channel !== undefined && userOptions.ipcInput !== undefined
+      ? channel.send(userOptions.ipcInput, false).then(
+          () => undefined,
+          (error) => error,
+        )
+      : Promise.resolve(undefined);
+
+  const result = Promise.all([exited, channelClosed, ipcInputSent]).then(([exit, channelError, inputError]) => {
+    const {exitCode = undefined, signal = undefined, error} = exit;
+    const base = {
+      command,
+      exitCode: exitCode ?? undefined,
+      signal: signal ?? undefined,
+      ipcOutput,
+      pid: child.pid,
+      isMaxBuffer: maxBufferError !== undefined,
+      isCanceled: false,
+      isGracefullyCanceled: false,
+    };
+    const cause = error ?? maxBufferError ?? channelError ?? inputError;
+    if (cause === undefined && exitCode === 0) {
+      return {...base, failed: false};
+    }
+    let shortMessage;
+    if (error !== undefined) {
+      shortMessage = `Command failed: ${command}\n${error.message}`;
+    } else if (maxBufferError !== undefined) {
+      shortMessage = maxBufferError.message;
+    } else if (signal) {
+      shortMessage = `Command was killed with ${signal}: ${command}`;
+    } else if (exitCode !== 0) {
+      shortMessage = `Command failed with exit code ${exitCode}: ${command}`;
+    } else {
+      shortMessage = `Command failed: ${command}\n${cause.message}`;
+    }
+    const ipcText = settings.buffer ? ipcPart(ipcOutput) : '';
+    const failure = new Error(ipcText === '' ? shortMessage : `${shortMessage}\n\n${ipcText}`, cause === undefined ? undefined : {cause});
+    Object.assign(failure, base, {shortMessage, failed: true});
+    throw failure;
+  });
+  // A subprocess nobody awaits must not crash the parent with an unhandled rejection.
+  result.catch(() => {});
+
+  const sendMessage = (message, options) => {
+    const {strict} = validate.validateSendOptions('subprocess.sendMessage', options);
+    const current = getChannel('sendMessage');
+    if (!current.connected) {
+      throw errors.notConnected('subprocess.', 'subprocess', 'sendMessage');
+    }
+    return current.send(message, strict);
+  };
+
+  const getOneMessage = (options) => {
+    const {filter, reference} = validate.validateGetOneOptions('subprocess.getOneMessage', options);
+    const current = getChannel('getOneMessage');
+    if (!current.receivable) {
+      throw errors.notConnected('subprocess.', 'subprocess', 'getOneMessage');
+    }
+    return current.getOne(filter, reference);
+  };
+
+  const getEachMessage = (options) => {
+    const {reference} = validate.validateGetEachOptions('subprocess.getEachMessage', options);
+    const current = getChannel('getEachMessage');
+    if (!current.receivable) {
+      throw errors.notConnected('subprocess.', 'subprocess', 'getEachMessage');
+    }
+    // However the loop ends, the parent disconnects and waits for the subprocess, rethrowing its failure.
+    return new MessageIterator(current, reference, async () => {
+      current.disconnect();
+      await result;
+    });
+  };
+
+  const nodeUnref = child.unref;
+  const nodeRef = child.ref;
+  if (channel !== undefined) {
+    // Node's own ChildProcess only has these with its channel; native-ipc's channel takes their place.
+    Object.defineProperty(child, 'connected', {get: () => channel.connected, configurable: true});
+    child.disconnect = () => channel.disconnect();
+  }
+  Object.assign(child, {
+    sendMessage,
+    getOneMessage,
+    getEachMessage,
+    unref() {
+      nodeUnref.call(this);
+      channel?.setBaseRef(false);
+    },
+    ref() {
+      nodeRef.call(this);
+      channel?.setBaseRef(true);
+    },
+    then: (onFulfilled, onRejected) => result.then(onFulfilled, onRejected),
+    catch: (onRejected) => result.catch(onRejected),
+    finally: (onFinally) => result.finally(onFinally),
+  });
+  return child;
+};
+
+const pad = (n, width = 2) => String(n).padStart(width, '0');
+
+const printVerbose = (id, message) => {
+  const now = new Date();
+  const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
+  const text = typeof message === 'string' ? message : util.inspect(message);
+  for (const line of util.stripVTControlCharacters(text).split('\n')) {
+    // eslint-disable-next-line no-console
+    console.warn(`[${time}] [${id}] * ${line.replace(/[\u0000-\u0008\u000B-\u001F\u007F]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`);
+  }
+};
+
+module.exports = {fork, spawn};
