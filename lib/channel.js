@@ -14,6 +14,8 @@ const KIND_MESSAGE = 2;
 const KIND_STRICT = 3;
 const KIND_ACK = 4;
 const KIND_CANCEL = 5;
+// A strict message starts with its id (u32) and whether its sender is listening (u8).
+const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
 const FLUSH_BYTES = 64 * 1024;
 // The coalescing buffer is shrunk back after a message larger than this went through it.
@@ -67,6 +69,8 @@ class Channel {
     this.collector = undefined;
     this.collectorListens = false;
     this.onCancel = undefined;
+    this.cancelReason = undefined;
+    this.onDisconnect = undefined;
     // A child keeps what arrives before its first receive call, as Node's channel does (execa R26).
     this.buffering = !isParent;
     this.draining = false;
@@ -89,10 +93,15 @@ class Channel {
     this.baseRef = isParent;
     this.refed = false;
 
-    this.native = openChannel(fd, serialization, maxMessageSize, (frames, written, end) =>
+    this.native = undefined;
+    this.open(fd);
+    this.updateRef();
+  }
+
+  open(fd) {
+    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end) =>
       this.onEvent(frames, written, end),
     );
-    this.updateRef();
   }
 
   // ---- sending ----
@@ -101,13 +110,15 @@ class Channel {
   send(value, strict) {
     const w = this.writer;
     const start = w.pos;
-    const bodyStart = start + HEADER + (strict ? 4 : 0);
+    const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
     try {
       this.encodeValue(w, value);
     } catch (error) {
       w.pos = start;
+      // As execa does, a failed send disconnects (R11): the other side learns that nothing more comes.
+      queueMicrotask(() => this.disconnect());
       return Promise.reject(errors.unserializable(this.prefix, value, error));
     }
     const size = w.pos - bodyStart;
@@ -126,13 +137,21 @@ class Channel {
       buf[start + 4] = KIND_STRICT;
       const id = this.nextStrictId++;
       buf.writeUInt32LE(id >>> 0, start + HEADER);
+      buf[start + HEADER + 4] = this.listenerCount > 0 || this.collectorListens ? 1 : 0;
       ackPromise = this.waitForAck(id);
     } else {
       buf[start + 4] = KIND_MESSAGE;
     }
     this.streamEnd += w.pos - start;
-    // Every send coalesced into the same flush shares one promise: the kernel takes the batch's bytes
-    // together, so they settle together, and a send costs no promise of its own.
+    const written = this.joinBatch();
+    return ackPromise === undefined ? written : Promise.all([written, ackPromise]).then(noop);
+  }
+
+  /**
+   * Every send coalesced into the same flush shares one promise: the kernel takes the batch's bytes
+   * together, so they settle together, and a send costs no promise of its own.
+   */
+  joinBatch() {
     let batch = this.batch;
     if (batch === undefined) {
       const promise = new Promise(captureExecutor);
@@ -140,7 +159,7 @@ class Channel {
     }
     batch.end = this.streamEnd;
     this.scheduleFlush();
-    return ackPromise === undefined ? batch.promise : Promise.all([batch.promise, ackPromise]).then(noop);
+    return batch.promise;
   }
 
   /** Whether sends are waiting for the kernel to take their bytes. */
@@ -205,10 +224,23 @@ class Channel {
     } else {
       this.batchHead = head;
     }
-    if (this.holding && !this.sending) {
+    this.releaseHold();
+  }
+
+  /** Held messages go out once nothing of this side is in flight any more, one macrotask later. */
+  releaseHold() {
+    if (this.holding && !this.sending && this.strictWaits.size === 0) {
       this.holding = false;
       setImmediate(this.resumeBound);
     }
+  }
+
+  failStrictWaits(makeError) {
+    for (const wait of this.strictWaits.values()) {
+      this.removeRef();
+      wait.reject(makeError());
+    }
+    this.strictWaits.clear();
   }
 
   rejectSends(makeError) {
@@ -230,13 +262,13 @@ class Channel {
     });
   }
 
-  sendControl(kind, id, listening) {
+  sendAck(id, listening) {
     const w = this.writer;
     w.ensure(HEADER + 5);
     const buf = w.buf;
     const p = w.pos;
     buf.writeUInt32LE(5, p);
-    buf[p + 4] = kind;
+    buf[p + 4] = KIND_ACK;
     buf.writeUInt32LE(id, p + HEADER);
     buf[p + HEADER + 4] = listening ? 1 : 0;
     w.pos = p + HEADER + 5;
@@ -244,14 +276,34 @@ class Channel {
     this.scheduleFlush();
   }
 
+  /** Sends a graceful-cancel request carrying `reason`; settles once written. */
+  sendCancel(reason) {
+    const w = this.writer;
+    const start = w.pos;
+    w.ensure(HEADER);
+    w.pos = start + HEADER;
+    try {
+      this.encodeValue(w, reason);
+    } catch (error) {
+      w.pos = start;
+      return Promise.reject(error);
+    }
+    w.buf.writeUInt32LE(w.pos - start - HEADER, start);
+    w.buf[start + 4] = KIND_CANCEL;
+    this.streamEnd += w.pos - start;
+    return this.joinBatch();
+  }
+
   // ---- receiving ----
 
   onEvent(frames, written, end) {
-    if (written > this.written) {
-      this.settleSends(written);
-    }
+    // Messages first: one that arrived while a send was still in flight is held for a receive call made
+    // right after that send resolves (execa R24).
     if (frames !== undefined) {
       this.readFrames(frames);
+    }
+    if (written > this.written) {
+      this.settleSends(written);
     }
     if (end !== undefined) {
       this.onNativeEnd(end === '' ? undefined : errors.makeError(end, {code: 'ERR_IPC_BAD_FRAME'}));
@@ -263,12 +315,12 @@ class Channel {
     const total = frames.length;
     // Rust checked every header (length within limits, known kind), so this walk only slices.
     while (p < total) {
-      const len = frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16) | (frames[p + 3] * 0x1000000);
+      const len = (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;
       const kind = frames[p + 4];
       const start = p + HEADER;
       p = start + len;
       if (kind === KIND_MESSAGE || kind === KIND_STRICT) {
-        const valueStart = kind === KIND_STRICT ? start + 4 : start;
+        const valueStart = kind === KIND_STRICT ? start + STRICT_PREFIX : start;
         let value;
         try {
           value = this.decodeValue(frames, valueStart, p);
@@ -276,7 +328,11 @@ class Channel {
           this.fail(error);
           return;
         }
-        this.receive(value, kind === KIND_STRICT ? frames.readUInt32LE(start) : 0);
+        if (kind === KIND_STRICT) {
+          this.receive(value, frames.readUInt32LE(start), frames[start + 4] === 1);
+        } else {
+          this.receive(value, 0, false);
+        }
       } else if (kind === KIND_ACK) {
         this.onAck(frames.readUInt32LE(start), frames[start + 4] === 1);
       } else if (kind === KIND_CANCEL) {
@@ -287,18 +343,20 @@ class Channel {
           this.fail(error);
           return;
         }
+        this.cancelReason = {reason};
         this.onCancel?.(reason);
       }
     }
     this.drain();
   }
 
-  receive(value, ackId) {
+  receive(value, ackId, senderListening) {
     if (this.collector !== undefined) {
       this.collector(value);
     }
     this.queue.push(value);
-    this.queueAcks.push(ackId);
+    // 0 when not strict; otherwise what the acknowledgement needs.
+    this.queueAcks.push(ackId === 0 ? 0 : {id: ackId, senderListening});
   }
 
   onAck(id, listening) {
@@ -312,7 +370,9 @@ class Channel {
       wait.resolve();
     } else {
       wait.reject(errors.strictNotListening(this.prefix, this.other));
+      this.disconnect();
     }
+    this.releaseHold();
   }
 
   get listenerCount() {
@@ -334,16 +394,23 @@ class Channel {
     try {
       while (this.queueHead < this.queue.length) {
         const listening = this.listenerCount > 0;
-        if (!listening && this.sending && this.connected) {
+        if (!listening && this.connected && (this.sending || this.strictWaits.size > 0)) {
+          const head = this.queueAcks[this.queueHead];
+          if (head !== 0 && !head.senderListening && this.strictWaits.size > 0) {
+            // Both sides wait for the other to acknowledge, and neither listens (execa R16).
+            this.failStrictWaits(() => errors.strictDeadlock(this.prefix, this.other));
+            this.disconnect();
+            continue;
+          }
           this.holding = true;
           return;
         }
         const index = this.queueHead++;
         const value = this.queue[index];
-        const ackId = this.queueAcks[index];
+        const ack = this.queueAcks[index];
         this.queue[index] = undefined;
-        if (ackId !== 0 && this.connected) {
-          this.sendControl(KIND_ACK, ackId, listening || this.collectorListens);
+        if (ack !== 0 && this.connected) {
+          this.sendAck(ack.id, listening || this.collectorListens);
         }
         if (!listening) {
           continue;
@@ -378,7 +445,8 @@ class Channel {
         } catch (error) {
           this.settleWaiter(waiter);
           waiter.reject(error);
-          waiter.onFilterError?.(error);
+          // A receive that fails disconnects, as in execa (R20, R21).
+          queueMicrotask(() => this.disconnect());
           continue;
         }
         if (!keep) {
@@ -412,9 +480,9 @@ class Channel {
     return !(this.ended && this.queueHead >= this.queue.length && !this.buffering);
   }
 
-  getOne(filter, reference, onFilterError) {
+  getOne(filter, reference) {
     return new Promise((resolve, reject) => {
-      const waiter = {filter, reference, resolve, reject, onFilterError};
+      const waiter = {filter, reference, resolve, reject};
       this.waiters.add(waiter);
       if (reference) {
         this.addRef();
@@ -506,13 +574,10 @@ class Channel {
   }
 
   endReceiving() {
-    for (const wait of this.strictWaits.values()) {
-      this.removeRef();
-      wait.reject(this.endError ?? errors.strictExited(this.prefix, this.other));
-    }
-    this.strictWaits.clear();
+    this.failStrictWaits(() => this.endError ?? errors.strictExited(this.prefix, this.other));
     if (!this.ended) {
       this.ended = true;
+      this.onDisconnect?.();
       this.drain();
     }
   }

@@ -7,6 +7,7 @@
 const {Channel} = require('./channel.js');
 const {MessageIterator} = require('./iterator.js');
 const errors = require('./errors.js');
+const cancel = require('./cancel.js');
 const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
 
 const ENV_NAME = 'NATIVE_IPC_CHANNEL';
@@ -16,6 +17,7 @@ const EXIT_FLUSH_MS = 2000;
 let adopted = false;
 let channel;
 let adoptError;
+let fallback;
 
 /** Opens this process's channel end, once; undefined when the process was not started with a channel. */
 const adopt = () => {
@@ -40,8 +42,21 @@ const adopt = () => {
   return channel;
 };
 
+/** The native channel, or Node's own when a Node fork() or execa parent started this process. */
+const currentChannel = () => {
+  const native = adopt();
+  if (native !== undefined || adoptError !== undefined) {
+    return native;
+  }
+  if (fallback === undefined && typeof process.send === 'function' && process.channel) {
+    const {NodeChannel} = require('./node-channel.js');
+    fallback = new NodeChannel();
+  }
+  return fallback;
+};
+
 const getChannel = (name) => {
-  const current = adopt();
+  const current = currentChannel();
   if (current === undefined) {
     const error = errors.notEnabled('', name);
     if (adoptError !== undefined) {
@@ -79,4 +94,6 @@ const getEachMessage = (options) => {
   return new MessageIterator(current, reference, undefined);
 };
 
-module.exports = {adopt, sendMessage, getOneMessage, getEachMessage, ENV_NAME};
+const getCancelSignal = () => cancel.getCancelSignal(currentChannel);
+
+module.exports = {adopt, sendMessage, getOneMessage, getEachMessage, getCancelSignal, ENV_NAME};

@@ -835,25 +835,19 @@ function encView(v) {
     return;
   }
   const tag = typedArrayTag.call(v);
-  let ab, off, len, type, size;
-  if (tag === undefined) {               // DataView
-    ab = dataViewBuffer.call(v);
-    off = dataViewByteOffset.call(v);
-    len = dataViewByteLength.call(v);
-    type = EXT.DATAVIEW;
-    size = 1;
-  } else {
+  const isDataView = tag === undefined;
+  let type = EXT.DATAVIEW;
+  if (!isDataView) {
     type = TYPED_EXT[tag];
     if (type === undefined) throw new PathError(`is a ${tag}, which is not supported`);
-    ab = v.buffer;
-    off = v.byteOffset;
-    len = v.byteLength;
-    size = v.BYTES_PER_ELEMENT;
   }
+  const ab = isDataView ? dataViewBuffer.call(v) : v.buffer;
   if (isSharedArrayBuffer(ab)) throw new PathError('is backed by a SharedArrayBuffer');
-  if (len === 0 && isDetached(ab)) throw new PathError('is backed by a detached ArrayBuffer');
+  if (isDetached(ab)) throw new PathError('is backed by a detached ArrayBuffer');
+  const off = isDataView ? dataViewByteOffset.call(v) : v.byteOffset;
+  const len = isDataView ? dataViewByteLength.call(v) : v.byteLength;
   extHeader(type, len);
-  writeBytes(ab, off, len, size);
+  writeBytes(ab, off, len, isDataView ? 1 : v.BYTES_PER_ELEMENT);
 }
 
 function encOther(v, depth) {
@@ -1033,7 +1027,7 @@ function encodeNested(writer, value) {
   if (writer === W) {
     throw unserializable('encodeAdvanced() was called re-entrantly on the Writer that is being written');
   }
-  const sW = W, sOut = out, sPos = opos, sAll = refAll, sCount = refCount, sMap = refMap;
+  const sW = W, sPos = opos, sAll = refAll, sCount = refCount, sMap = refMap;
   sW.pos = sPos;
   W = writer; out = writer.buf; opos = writer.pos;
   refAll = []; refCount = 0; refMap = null;
@@ -1773,6 +1767,9 @@ function writeUtf8Text(writer, s) {
 }
 
 function encodeJson(writer, value) {
+  if (encBusy && writer === W) {
+    throw unserializable('encodeJson() was called re-entrantly on the Writer that is being written');
+  }
   let s;
   try {
     s = jsonStringify(value);

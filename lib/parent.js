@@ -6,7 +6,6 @@
 
 const childProcess = require('node:child_process');
 const path = require('node:path');
-const util = require('node:util');
 const {fileURLToPath} = require('node:url');
 
 const {createSocketpair, closeFd} = require('./native.js');
@@ -15,6 +14,8 @@ const {MessageIterator} = require('./iterator.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
 const {ENV_NAME} = require('./child.js');
+const {validateCancelOptions, watchCancel} = require('./cancel.js');
+const {buildResult, renderMessage, escapeLine} = require('./result.js');
 const validate = require('./validate.js');
 
 const PRELOAD = path.join(__dirname, 'preload.js');
@@ -28,6 +29,7 @@ const OWN_OPTIONS = [
   'maxMessageSize',
   'cancelSignal',
   'gracefulCancel',
+  'forceKillAfterDelay',
 ];
 const DEFAULT_MAX_BUFFER = 100_000_000;
 const MAX_FRAME = 2 ** 32 - 1;
@@ -125,7 +127,8 @@ const validateOptions = (call, options, ipcDefault) => {
     }
     checkSerializable(call, options.ipcInput, serialization);
   }
-  return {ipc, ipcCallback: typeof ipcOption === 'function' ? ipcOption : undefined, serialization, buffer, maxBuffer, maxMessageSize, verbose};
+  const cancel = validateCancelOptions(call, options, ipc, serialization);
+  return {ipc, ipcCallback: typeof ipcOption === 'function' ? ipcOption : undefined, serialization, buffer, maxBuffer, maxMessageSize, verbose, cancel};
 };
 
 const checkSerializable = (call, value, serialization) => {
@@ -215,9 +218,6 @@ const start = (call, file, args, spawnOptions, settings, stdioDefault, userOptio
   return decorate(child, channel, settings, command, userOptions);
 };
 
-const ipcPart = (ipcOutput) =>
-  ipcOutput.map((message) => (typeof message === 'string' ? message : util.inspect(message))).join('\n');
-
 const decorate = (child, channel, settings, command, userOptions) => {
   const ipcOutput = [];
   let maxBufferError;
@@ -271,39 +271,20 @@ const decorate = (child, channel, settings, command, userOptions) => {
         )
       : Promise.resolve(undefined);
 
-  const result = Promise.all([exited, channelClosed, ipcInputSent]).then(([exit, channelError, inputError]) => {
-    const {exitCode = undefined, signal = undefined, error} = exit;
-    const base = {
+  const cancel = watchCancel(settings.cancel, child, channel, userOptions.killSignal ?? 'SIGTERM', exited);
+  const result = Promise.all([exited, channelClosed, ipcInputSent]).then(([exit, channelError, inputError]) =>
+    buildResult({
       command,
-      exitCode: exitCode ?? undefined,
-      signal: signal ?? undefined,
-      ipcOutput,
       pid: child.pid,
-      isMaxBuffer: maxBufferError !== undefined,
-      isCanceled: false,
-      isGracefullyCanceled: false,
-    };
-    const cause = error ?? maxBufferError ?? channelError ?? inputError;
-    if (cause === undefined && exitCode === 0) {
-      return {...base, failed: false};
-    }
-    let shortMessage;
-    if (error !== undefined) {
-      shortMessage = `Command failed: ${command}\n${error.message}`;
-    } else if (maxBufferError !== undefined) {
-      shortMessage = maxBufferError.message;
-    } else if (signal) {
-      shortMessage = `Command was killed with ${signal}: ${command}`;
-    } else if (exitCode !== 0) {
-      shortMessage = `Command failed with exit code ${exitCode}: ${command}`;
-    } else {
-      shortMessage = `Command failed: ${command}\n${cause.message}`;
-    }
-    const ipcText = settings.buffer ? ipcPart(ipcOutput) : '';
-    const failure = new Error(ipcText === '' ? shortMessage : `${shortMessage}\n\n${ipcText}`, cause === undefined ? undefined : {cause});
-    Object.assign(failure, base, {shortMessage, failed: true});
-    throw failure;
-  });
+      exit,
+      channelError,
+      inputError,
+      maxBufferError,
+      cancel,
+      ipcOutput,
+      buffer: settings.buffer,
+    }),
+  );
   // A subprocess nobody awaits must not crash the parent with an unhandled rejection.
   result.catch(() => {});
 
@@ -366,13 +347,12 @@ const decorate = (child, channel, settings, command, userOptions) => {
 
 const pad = (n, width = 2) => String(n).padStart(width, '0');
 
+/** `verbose: 'full'`: each message from the child, line by line, on stderr (execa R51–R52). */
 const printVerbose = (id, message) => {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
-  const text = typeof message === 'string' ? message : util.inspect(message);
-  for (const line of util.stripVTControlCharacters(text).split('\n')) {
-    // eslint-disable-next-line no-console
-    console.warn(`[${time}] [${id}] * ${line.replace(/[\u0000-\u0008\u000B-\u001F\u007F]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}`);
+  for (const line of renderMessage(message).split('\n')) {
+    console.warn(`[${time}] [${id}] * ${escapeLine(line)}`);
   }
 };
 

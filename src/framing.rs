@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 /// Bytes in a frame header: `u32` payload length + kind byte.
 pub const HEADER_LEN: usize = 5;
 
+/// Bytes before the value in a strict message: `u32` id + one byte telling whether the sender listens.
+pub const STRICT_PREFIX_LEN: u64 = 5;
+/// Bytes of an acknowledgement: `u32` id + one byte telling whether the message reached a listener.
+pub const ACK_LEN: u64 = 5;
+
 /// Version of the wire protocol this build speaks; a peer announcing another one is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -20,7 +25,8 @@ pub enum Kind {
   Hello = 1,
   /// A user message.
   Message = 2,
-  /// A user message whose sender waits for an [`Kind::Ack`]: `u32` id, then the value.
+  /// A user message whose sender waits for an [`Kind::Ack`]: `u32` id, a byte telling whether the sender
+  /// itself listens (1) or not (0), then the value.
   StrictMessage = 3,
   /// Answer to a strict message: `u32` id, then one byte (1 = it reached a listener, 0 = nobody listened).
   Ack = 4,
@@ -93,6 +99,8 @@ pub enum FrameError {
   RepeatedHandshake,
   /// A frame longer than the limit; nothing of that size was reserved.
   TooLong { len: u64, max: u64 },
+  /// A control frame whose length does not fit its kind.
+  BadLength { kind: u8, len: u64 },
 }
 
 impl std::fmt::Display for FrameError {
@@ -107,6 +115,9 @@ impl std::fmt::Display for FrameError {
       FrameError::Mode(s) => write!(f, "the peer uses serialization '{s}', this side another one"),
       FrameError::UnknownKind(k) => write!(f, "the peer sent a frame of unknown kind {k}"),
       FrameError::RepeatedHandshake => write!(f, "the peer sent a second handshake"),
+      FrameError::BadLength { kind, len } => {
+        write!(f, "the peer sent a frame of kind {kind} with an impossible length of {len} bytes")
+      }
       FrameError::TooLong { len, max } => write!(
         f,
         "the peer sent a frame of {len} bytes, above the limit of {max} bytes (maxMessageSize)"
@@ -193,6 +204,17 @@ impl Splitter {
         return Err(FrameError::TooLong {
           len,
           max: self.max_payload,
+        });
+      }
+      let fits = match kind {
+        Kind::StrictMessage => len >= STRICT_PREFIX_LEN,
+        Kind::Ack => len == ACK_LEN,
+        _ => true,
+      };
+      if !fits {
+        return Err(FrameError::BadLength {
+          kind: kind as u8,
+          len,
         });
       }
       match (self.handshake_done, kind) {
@@ -301,6 +323,23 @@ mod tests {
       s.scan(&frame(1, b"\xc1garbage")),
       Err(FrameError::BadHandshake)
     );
+  }
+
+  #[test]
+  fn control_frames_must_have_their_exact_length() {
+    let mut s = Splitter::new(Serialization::Json, 100);
+    let mut buf = hello_frame(Serialization::Json);
+    buf.extend(frame(4, b"\x01\0\0"));
+    assert_eq!(s.scan(&buf), Err(FrameError::BadLength { kind: 4, len: 3 }));
+    let mut s = Splitter::new(Serialization::Json, 100);
+    let mut buf = hello_frame(Serialization::Json);
+    buf.extend(frame(3, b"\x01\0\0\0"));
+    assert_eq!(s.scan(&buf), Err(FrameError::BadLength { kind: 3, len: 4 }));
+    let mut s = Splitter::new(Serialization::Json, 100);
+    let mut buf = hello_frame(Serialization::Json);
+    buf.extend(frame(4, b"\x01\0\0\0\x01"));
+    buf.extend(frame(3, b"\x01\0\0\0\x00null"));
+    assert_eq!(s.scan(&buf).unwrap().complete, buf.len());
   }
 
   #[test]
