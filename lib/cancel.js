@@ -7,6 +7,8 @@
 
 const validate = require('./validate.js');
 
+const CANCEL_CALL = "`cancelSignal`'s `controller.abort()`";
+
 const DEFAULT_FORCE_KILL_DELAY = 5000;
 
 const validateCancelOptions = (call, options, ipc, serialization) => {
@@ -54,6 +56,24 @@ const toSendable = (reason) => {
   return reason;
 };
 
+/** String(value) for an error message, also for values whose conversion throws (null prototype, …). */
+const printable = (value) => {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+};
+
+/** Why the cancel request could not be sent: the channel was closing, or the reason cannot be encoded. */
+const sendFailure = (reason, error) =>
+  error.code === 'ERR_IPC_CHANNEL_CLOSED'
+    ? new Error(`${CANCEL_CALL} cannot be used: the subprocess is disconnecting.`, {cause: error})
+    : new TypeError(
+        `${CANCEL_CALL}'s argument type is invalid: the message cannot be serialized: ${printable(reason)}.\n${error.message}`,
+        {cause: error},
+      );
+
 /** Wires `cancelSignal` to the subprocess; returns the state the result reads. */
 const watchCancel = ({cancelSignal, gracefulCancel, killDelay}, child, channel, killSignal, exited) => {
   const state = new CancelState();
@@ -61,18 +81,21 @@ const watchCancel = ({cancelSignal, gracefulCancel, killDelay}, child, channel, 
     return state;
   }
   let timer;
+  // The 'exit' event may come before the channel's end of file: an abort from an 'exit' listener is late too.
+  const hasExited = () => child.exitCode !== null || child.signalCode !== null;
   const onAbort = () => {
     const reason = cancelSignal.reason;
     if (!gracefulCancel) {
+      if (hasExited()) {
+        return;
+      }
       state.isCanceled = true;
       state.reason = reason;
       child.kill(killSignal);
       return;
     }
-    if (!channel.connected) {
-      state.error = new Error(
-        "`cancelSignal`'s `controller.abort()` cannot be used: the subprocess has already exited or disconnected.",
-      );
+    if (!channel.connected || hasExited()) {
+      state.error = new Error(`${CANCEL_CALL} cannot be used: the subprocess has already exited or disconnected.`);
       return;
     }
     channel.sendCancel(toSendable(reason)).then(
@@ -91,10 +114,7 @@ const watchCancel = ({cancelSignal, gracefulCancel, killDelay}, child, channel, 
         }
       },
       (error) => {
-        state.error = new TypeError(
-          `\`cancelSignal\`'s \`controller.abort()\`'s argument type is invalid: the message cannot be serialized: ${String(reason)}.\n${error.message}`,
-          {cause: error},
-        );
+        state.error = sendFailure(reason, error);
       },
     );
   };
