@@ -15,3 +15,10 @@ export const stillRunningAfter = async (subprocess, ms) => {
   await delay(ms);
   return subprocess.exitCode === null && subprocess.signalCode === null;
 };
+
+/** Collects a subprocess's stderr (started with stderr: 'pipe'). */
+export const collectStderr = (subprocess) => {
+  const chunks = [];
+  subprocess.stderr.on('data', (chunk) => chunks.push(chunk));
+  return () => Buffer.concat(chunks).toString();
+};
