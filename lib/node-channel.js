@@ -12,8 +12,6 @@ const REQUEST = 'execa:ipc:request';
 const RESPONSE = 'execa:ipc:response';
 const CANCEL = 'execa:ipc:cancel';
 
-let nextId = 0n;
-
 const isControl = (message, type) =>
   typeof message === 'object' && message !== null && message.type === type;
 
@@ -24,6 +22,12 @@ class NodeChannel extends Channel {
 
   open() {
     this.inFlight = 0;
+    // Our strict requests carry Number ids: JSON has no BigInt, and execa echoes any id back as it came.
+    this.nextRequestId = 0;
+    // The peer's request ids (execa's are BigInts from 0n) stand behind local ids from 1: Channel takes 0
+    // for "not strict".
+    this.peerIds = new Map();
+    this.nextPeerId = 1;
     this.onMessage = (message) => this.receiveNode(message);
     this.onNodeDisconnect = () => this.onNativeEnd(undefined);
     process.on('message', this.onMessage);
@@ -44,7 +48,9 @@ class NodeChannel extends Channel {
       return;
     }
     if (isControl(message, REQUEST)) {
-      this.receive(message.message, message.id, message.hasListeners === true);
+      const localId = this.nextPeerId++;
+      this.peerIds.set(localId, message.id);
+      this.receive(message.message, localId, message.hasListeners === true);
     } else {
       this.receive(message, 0, false);
     }
@@ -59,7 +65,7 @@ class NodeChannel extends Channel {
     let wire = value;
     let ackPromise;
     if (strict) {
-      const id = nextId++;
+      const id = this.nextRequestId++;
       wire = {id, type: REQUEST, message: value, hasListeners: this.listenerCount > 0};
       ackPromise = this.waitForAck(id);
     }
@@ -86,7 +92,9 @@ class NodeChannel extends Channel {
     return ackPromise === undefined ? written : Promise.all([written, ackPromise]).then(() => undefined);
   }
 
-  sendAck(id, listening) {
+  sendAck(localId, listening) {
+    const id = this.peerIds.get(localId);
+    this.peerIds.delete(localId);
     if (process.connected) {
       process.send({id, type: RESPONSE, message: listening}, () => {});
     }
