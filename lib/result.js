@@ -4,19 +4,43 @@
 
 const util = require('node:util');
 
-// Control and separator characters are shown escaped in error messages; spaces and letters are kept.
-const escapeLine = (line) =>
-  util
-    .stripVTControlCharacters(line)
-    .replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-    .replace(/\t/g, '\\t');
+// Every character of Unicode's "Separator" and "Other" categories (controls, format characters such as
+// zero-width spaces, line separators, non-breaking spaces, unassigned code points) is shown escaped in
+// error messages and verbose lines, as execa does: the usual backslash escapes where they exist, else \uXXXX
+// (or \U followed by the hex digits above U+FFFF). A plain space is kept, and so is every letter.
+const SHOWN_ESCAPED = /\p{Separator}|\p{Other}/gu;
+const SHORT_ESCAPES = new Map([
+  [' ', ' '],
+  ['\b', '\\b'],
+  ['\f', '\\f'],
+  ['\n', '\\n'],
+  ['\r', '\\r'],
+  ['\t', '\\t'],
+]);
+const escapeCharacter = (character) => {
+  const short = SHORT_ESCAPES.get(character);
+  if (short !== undefined) {
+    return short;
+  }
+  const code = character.codePointAt(0);
+  return code > 0xffff ? `\\U${code.toString(16)}` : `\\u${code.toString(16).padStart(4, '0')}`;
+};
+// ANSI sequences (colors, cursor moves) are removed first.
+const escapeLine = (line) => util.stripVTControlCharacters(line).replace(SHOWN_ESCAPED, escapeCharacter);
 
 const renderMessage = (message) => (typeof message === 'string' ? message : util.inspect(message));
 
-/** The messages part at the end of an error message (execa R47). */
+/**
+ * The messages part at the end of an error message (execa R47): the messages one per line, a string exactly
+ * as it is (its own final newline included, except at the very end of the part), then every line escaped.
+ */
 const ipcPart = (ipcOutput) =>
   ipcOutput
-    .map((message) => renderMessage(message).replace(/\n$/, '').split('\n').map(escapeLine).join('\n'))
+    .map(renderMessage)
+    .join('\n')
+    .replace(/\r?\n$/, '')
+    .split('\n')
+    .map(escapeLine)
     .join('\n');
 
 const cancelMessage = (cancel, exitCode, signal, command) => {
