@@ -43,6 +43,17 @@ const ipcPart = (ipcOutput) =>
     .map(escapeLine)
     .join('\n');
 
+/** What a cancel reason says, escaped, for the line under the short message (as execa does); '' if nothing. */
+const reasonText = (reason) => {
+  let text;
+  try {
+    text = String(reason?.message ?? reason);
+  } catch {
+    text = Object.prototype.toString.call(reason);
+  }
+  return text.split('\n').map(escapeLine).join('\n');
+};
+
 const cancelMessage = (cancel, exitCode, signal, command) => {
   if (!cancel.isGracefullyCanceled) {
     return `Command was canceled: ${command}`;
@@ -80,7 +91,8 @@ const buildResult = ({command, pid, exit, channelError, inputError, maxBufferErr
   if (spawnError !== undefined) {
     shortMessage = `Command failed: ${command}\n${spawnError.message}`;
   } else if (cancel.isCanceled) {
-    shortMessage = cancelMessage(cancel, exitCode, signal, command);
+    const reason = reasonText(cancel.reason);
+    shortMessage = cancelMessage(cancel, exitCode, signal, command) + (reason === '' ? '' : `\n${reason}`);
   } else if (maxBufferError !== undefined) {
     shortMessage = maxBufferError.message;
   } else if (signal) {
