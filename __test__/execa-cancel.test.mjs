@@ -6,6 +6,7 @@ import {getEventListeners} from 'node:events';
 import {text} from 'node:stream/consumers';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
+import {execaNode} from 'execa';
 import {fork, spawn} from '../index.mjs';
 import {fixture, settle} from './helpers.mjs';
 
@@ -80,7 +81,7 @@ test("R55: graceful cancel aborts the child's signal with the parent's Error; th
   assert.equal(error.isCanceled, true);
   assert.equal(error.isGracefullyCanceled, true);
   assert.equal(error.cause, reason);
-  assert.match(error.shortMessage, /^Command was gracefully canceled with exit code 0: \S*x-cancel-wait\.mjs$/);
+  assert.match(error.shortMessage, /^Command was gracefully canceled with exit code 0: \S*x-cancel-wait\.mjs\nstop now$/);
   const report = {isError: true, isDOMException: false, name: 'Error', message: 'stop now', sameSignalAgain: true};
   assert.deepEqual(error.ipcOutput, ['ready', report]);
   assert.ok(error.message.startsWith(`${error.shortMessage}\n\nready\n`));
@@ -98,6 +99,7 @@ test('R54: the default DOMException reason reaches the child as a plain Error wi
   assert.ok(controller.signal.reason instanceof DOMException);
   assert.equal(error.cause, controller.signal.reason);
   assert.equal(error.isGracefullyCanceled, true);
+  assert.ok(error.shortMessage.endsWith(`x-cancel-wait.mjs\n${controller.signal.reason.message}`), error.shortMessage);
   assert.deepEqual(error.ipcOutput[1], {
     isError: true,
     isDOMException: false,
@@ -117,7 +119,7 @@ test("R55: the child's exit code after a graceful cancel is in the message", asy
   assert.equal(error.exitCode, 3);
   assert.equal(error.isCanceled, true);
   assert.equal(error.isGracefullyCanceled, true);
-  assert.match(error.shortMessage, /^Command was gracefully canceled with exit code 3: /);
+  assert.match(error.shortMessage, /^Command was gracefully canceled with exit code 3: \S*x-cancel-wait\.mjs 3\nstop with 3$/);
 });
 
 test('R55: a child that ignores the cancel request is SIGKILLed after forceKillAfterDelay', async () => {
@@ -139,10 +141,38 @@ test('R55: a child that ignores the cancel request is SIGKILLed after forceKillA
   assert.equal(error.cause, reason);
   assert.match(
     error.shortMessage,
-    /^Command was gracefully canceled and was forcefully terminated after 200 milliseconds: \S*x-cancel-ignore\.mjs$/,
+    /^Command was gracefully canceled and was forcefully terminated after 200 milliseconds: \S*x-cancel-ignore\.mjs\nplease stop$/,
   );
   // The child did get the request: it only chose to ignore it.
   assert.deepEqual(error.ipcOutput, ['ready', 'abort seen, not stopping']);
+});
+
+test("R55: the short messages of a canceled subprocess read as execa's for the same child", async () => {
+  const cases = [
+    ['x-cancel-wait.mjs', ['3'], {gracefulCancel: true}],
+    ['x-cancel-ignore.mjs', [], {gracefulCancel: true, forceKillAfterDelay: 200}],
+    ['wait-forever.mjs', [], {}],
+  ];
+  for (const [name, args, options] of cases) {
+    const run = async (start) => {
+      const controller = new AbortController();
+      const subprocess = start(fixture(name), args, {...options, cancelSignal: controller.signal});
+      assert.equal(await subprocess.getOneMessage(), 'ready');
+      controller.abort(new Error(`stop ${name}`));
+      const {ok, error} = await settle(subprocess);
+      assert.equal(ok, false);
+      return error;
+    };
+    const [native, viaExeca] = await Promise.all([
+      run(fork),
+      run((file, list, opts) => execaNode(file, list, {...opts, ipc: true})),
+    ]);
+    assert.equal(native.shortMessage, viaExeca.shortMessage);
+    assert.equal(native.isCanceled, viaExeca.isCanceled);
+    assert.equal(native.isGracefullyCanceled, viaExeca.isGracefullyCanceled);
+    assert.equal(native.signal, viaExeca.signal);
+    assert.equal(native.exitCode, viaExeca.exitCode);
+  }
 });
 
 test('R54: aborting after the parent disconnected fails the result without canceling; nothing reaches the child', async () => {
@@ -252,7 +282,7 @@ test('R55: a cancelSignal without gracefulCancel kills the subprocess with SIGTE
   assert.equal(error.isCanceled, true);
   assert.equal(error.isGracefullyCanceled, false);
   assert.equal(error.cause, reason);
-  assert.match(error.shortMessage, /^Command was canceled: \S*wait-forever\.mjs$/);
+  assert.match(error.shortMessage, /^Command was canceled: \S*wait-forever\.mjs\nkill it$/);
   assert.deepEqual(error.ipcOutput, ['ready']);
 });
 
