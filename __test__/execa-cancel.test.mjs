@@ -352,6 +352,18 @@ test('R56: getCancelSignal() does not keep the child alive', {timeout: 30_000}, 
   assert.deepEqual(result.ipcOutput, [{hasSignal: true, aborted: false}]);
 });
 
+test('R56: a cancel request that arrived before the first getCancelSignal() call aborts the signal it returns', async () => {
+  const controller = new AbortController();
+  const subprocess = fork(fixture('x-cancel-late.mjs'), [], {cancelSignal: controller.signal, gracefulCancel: true});
+  assert.equal(await subprocess.getOneMessage(), 'ready');
+  controller.abort(new Error('early cancel'));
+  await subprocess.sendMessage('after the cancel');
+  const {ok, error} = await settle(subprocess);
+  assert.equal(ok, false);
+  assert.equal(error.isGracefullyCanceled, true);
+  assert.deepEqual(error.ipcOutput, ['ready', {message: 'after the cancel', aborted: true, reason: 'early cancel'}]);
+});
+
 test('R56, R38: a cancel request never shows up in getOneMessage(), getEachMessage() or ipcOutput', async () => {
   const controller = new AbortController();
   const subprocess = fork(fixture('x-cancel-listen.mjs'), [], {cancelSignal: controller.signal, gracefulCancel: true});

@@ -4,6 +4,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import childProcess, {execFile} from 'node:child_process';
 import {once} from 'node:events';
+import {text} from 'node:stream/consumers';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
 import {execaNode} from 'execa';
@@ -96,6 +97,22 @@ for (const serialization of ['advanced', 'json']) {
     assert.equal(exitCode, 0);
   });
 }
+
+test("fallback (b): under child_process.fork(), the child's cancel signal aborts when the parent disconnects", LIMIT, async () => {
+  const child = childProcess.fork(fileURLToPath(fixture('x-cancel-wait.mjs')), ['0', 'stdout'], {
+    serialization: 'advanced',
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  const output = text(child.stdout);
+  const exited = once(child, 'exit');
+  const [ready] = await once(child, 'message');
+  assert.equal(ready, 'ready');
+  child.disconnect();
+  assert.deepEqual(await exited, [0, null]);
+  const report = JSON.parse(await output);
+  assert.equal(report.isError, true);
+  assert.equal(report.message, '`cancelSignal` aborted: the parent process disconnected.');
+});
 
 test("fallback (c): the child script under execa's execaNode(), with strict sends both ways and gracefulCancel", LIMIT, async () => {
   const controller = new AbortController();
