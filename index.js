@@ -4,6 +4,6 @@
 // getEachMessage(), for a process started by native-ipc.
 
 const {fork, spawn} = require('./lib/parent.js');
-const {sendMessage, getOneMessage, getEachMessage, getCancelSignal} = require('./lib/child.js');
+const {sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel} = require('./lib/child.js');
 
-module.exports = {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal};
+module.exports = {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel};

@@ -1,5 +1,5 @@
 // ESM entry point: the same functions as the CommonJS one.
 import nativeIpc from './index.js';
 
-export const {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal} = nativeIpc;
+export const {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel} = nativeIpc;
 export default nativeIpc;

@@ -5,7 +5,8 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const {openChannel} = require('./native.js');
+const {openChannel, closeFd} = require('./native.js');
+const {reviveHandle, closeHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
 
@@ -14,6 +15,7 @@ const KIND_MESSAGE = 2;
 const KIND_STRICT = 3;
 const KIND_ACK = 4;
 const KIND_CANCEL = 5;
+const KIND_HANDLE = 6;
 // A strict message starts with its id (u32) and whether its sender is listening (u8).
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
@@ -63,14 +65,24 @@ class Channel {
     // Receiving: messages wait in `queue` until the receivers may have them (see `drain`).
     this.queue = [];
     this.queueAcks = [];
+    this.queueHandles = [];
     this.queueHead = 0;
+    // Descriptors received for handle frames not read yet, in order.
+    this.inFds = [];
+    // Node-style 'message' listeners of this side (they count as listening, and get handles).
+    this.emitterCount = 0;
+    this.emitMessage = undefined;
+    this.userRef = undefined;
     this.waiters = new Set();
     this.iterators = new Set();
+    // The same iterators as an array, for the per-message loop.
+    this.iteratorList = [];
     this.collector = undefined;
     this.collectorListens = false;
     this.onCancel = undefined;
     this.cancelReason = undefined;
     this.onDisconnect = undefined;
+    this.endCallbacks = [];
     // A child keeps what arrives before its first receive call, as Node's channel does (execa R26).
     this.buffering = !isParent;
     this.draining = false;
@@ -99,15 +111,15 @@ class Channel {
   }
 
   open(fd) {
-    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end) =>
-      this.onEvent(frames, written, end),
+    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end, fds) =>
+      this.onEvent(frames, written, end, fds),
     );
   }
 
   // ---- sending ----
 
   /** Encodes `value` into the coalescing buffer and returns a promise settled once it reached the kernel. */
-  send(value, strict) {
+  send(value, strict, throwSync = false) {
     const w = this.writer;
     const start = w.pos;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
@@ -117,9 +129,14 @@ class Channel {
       this.encodeValue(w, value);
     } catch (error) {
       w.pos = start;
+      const failure = errors.unserializable(this.prefix, value, error);
+      if (throwSync) {
+        // Node's send() throws at once and keeps the channel.
+        throw failure;
+      }
       // As execa does, a failed send disconnects (R11): the other side learns that nothing more comes.
       queueMicrotask(() => this.disconnect());
-      return Promise.reject(errors.unserializable(this.prefix, value, error));
+      return Promise.reject(failure);
     }
     const size = w.pos - bodyStart;
     if (size > this.maxMessageSize) {
@@ -276,6 +293,45 @@ class Channel {
     this.scheduleFlush();
   }
 
+  /**
+   * Sends a message with a handle (`{type, fd}` from handles.js). Everything coalesced before it goes
+   * first, so messages and handles keep their order.
+   */
+  sendHandle(value, {type, fd}) {
+    this.flush();
+    const w = this.writer;
+    w.ensure(HEADER + 1);
+    w.pos = HEADER + 1;
+    try {
+      this.encodeValue(w, value);
+    } catch (error) {
+      w.pos = 0;
+      return Promise.reject(errors.unserializable(this.prefix, value, error));
+    }
+    w.buf.writeUInt32LE(w.pos - HEADER, 0);
+    w.buf[4] = KIND_HANDLE;
+    w.buf[HEADER] = type;
+    this.streamEnd += w.pos;
+    const promise = new Promise(captureExecutor);
+    this.batches.push({promise, resolve: nextResolve, reject: nextReject, end: this.streamEnd});
+    let written;
+    try {
+      written = this.native.writeHandle(w.buf.subarray(0, w.pos), fd);
+    } catch (error) {
+      w.pos = 0;
+      this.rejectSends(() => errors.disconnecting(this.prefix, this.other, error));
+      return promise;
+    }
+    w.pos = 0;
+    this.settleSends(written);
+    return promise;
+  }
+
+  /** Bytes waiting for the kernel, for the Node-style `send()` return value. */
+  get queuedBytes() {
+    return this.writer.pos + (this.closed ? 0 : this.native.queued);
+  }
+
   /** Sends a graceful-cancel request carrying `reason`; settles once written. */
   sendCancel(reason) {
     const w = this.writer;
@@ -296,7 +352,10 @@ class Channel {
 
   // ---- receiving ----
 
-  onEvent(frames, written, end) {
+  onEvent(frames, written, end, fds) {
+    if (fds !== undefined) {
+      this.inFds.push(...fds);
+    }
     // Messages first: one that arrived while a send was still in flight is held for a receive call made
     // right after that send resolves (execa R24).
     if (frames !== undefined) {
@@ -333,6 +392,22 @@ class Channel {
         } else {
           this.receive(value, 0, false);
         }
+      } else if (kind === KIND_HANDLE) {
+        const fd = this.inFds.shift();
+        let value;
+        try {
+          value = this.decodeValue(frames, start + 1, p);
+          if (fd === undefined) {
+            throw new Error('a handle frame arrived without its file descriptor');
+          }
+        } catch (error) {
+          if (fd !== undefined) {
+            closeFd(fd);
+          }
+          this.fail(error);
+          return;
+        }
+        this.receive(value, 0, false, reviveHandle(frames[start], fd));
       } else if (kind === KIND_ACK) {
         this.onAck(frames.readUInt32LE(start), frames[start + 4] === 1);
       } else if (kind === KIND_CANCEL) {
@@ -350,11 +425,14 @@ class Channel {
     this.drain();
   }
 
-  receive(value, ackId, senderListening) {
+  receive(value, ackId, senderListening, handle) {
     if (this.collector !== undefined) {
-      this.collector(value);
+      this.collector(value, handle);
+      // The parent's 'message' event took the handle, or nobody will.
+      handle = undefined;
     }
     this.queue.push(value);
+    this.queueHandles.push(handle);
     // 0 when not strict; otherwise what the acknowledgement needs.
     this.queueAcks.push(ackId === 0 ? 0 : {id: ackId, senderListening});
   }
@@ -376,7 +454,7 @@ class Channel {
   }
 
   get listenerCount() {
-    return this.waiters.size + this.iterators.size;
+    return this.waiters.size + this.iteratorList.length + this.emitterCount;
   }
 
   /**
@@ -408,15 +486,26 @@ class Channel {
         const index = this.queueHead++;
         const value = this.queue[index];
         const ack = this.queueAcks[index];
+        const handle = this.queueHandles[index];
         this.queue[index] = undefined;
+        this.queueHandles[index] = undefined;
         if (ack !== 0 && this.connected) {
           this.sendAck(ack.id, listening || this.collectorListens);
         }
         if (!listening) {
+          if (handle !== undefined) {
+            closeHandle(handle);
+          }
           continue;
         }
-        for (const iterator of this.iterators) {
-          iterator.push(value);
+        if (this.emitterCount > 0) {
+          this.emitMessage(value, handle);
+        } else if (handle !== undefined) {
+          closeHandle(handle);
+        }
+        const iterators = this.iteratorList;
+        for (let i = 0; i < iterators.length; i++) {
+          iterators[i].push(value);
         }
         if (this.waiters.size > 0 && this.resolveWaiters(value) && this.queueHead < this.queue.length) {
           this.paused = true;
@@ -426,6 +515,7 @@ class Channel {
       }
       this.queue = [];
       this.queueAcks = [];
+      this.queueHandles = [];
       this.queueHead = 0;
       if (this.ended) {
         this.finishEnd();
@@ -496,6 +586,7 @@ class Channel {
 
   addIterator(iterator) {
     this.iterators.add(iterator);
+    this.iteratorList = [...this.iterators];
     if (iterator.reference) {
       this.addRef();
     }
@@ -506,8 +597,11 @@ class Channel {
   }
 
   removeIterator(iterator) {
-    if (this.iterators.delete(iterator) && iterator.reference) {
-      this.removeRef();
+    if (this.iterators.delete(iterator)) {
+      this.iteratorList = [...this.iterators];
+      if (iterator.reference) {
+        this.removeRef();
+      }
     }
   }
 
@@ -529,7 +623,8 @@ class Channel {
   }
 
   updateRef() {
-    const want = this.baseRef || this.refs > 0;
+    // An explicit ref()/unref() of the Node-style API wins over counting, as in Node.
+    const want = this.userRef ?? (this.baseRef || this.refs > 0);
     if (want !== this.refed && !this.closed) {
       this.refed = want;
       this.native.setRef(want);
@@ -577,7 +672,13 @@ class Channel {
     this.failStrictWaits(() => this.endError ?? errors.strictExited(this.prefix, this.other));
     if (!this.ended) {
       this.ended = true;
+      for (const fd of this.inFds.splice(0)) {
+        closeFd(fd);
+      }
       this.onDisconnect?.();
+      for (const callback of this.endCallbacks) {
+        callback();
+      }
       this.drain();
     }
   }

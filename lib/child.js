@@ -8,6 +8,7 @@ const {Channel} = require('./channel.js');
 const {MessageIterator} = require('./iterator.js');
 const errors = require('./errors.js');
 const cancel = require('./cancel.js');
+const {ChildChannel} = require('./node-style.js');
 const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
 
 const ENV_NAME = 'NATIVE_IPC_CHANNEL';
@@ -96,4 +97,15 @@ const getEachMessage = (options) => {
 
 const getCancelSignal = () => cancel.getCancelSignal(currentChannel);
 
-module.exports = {adopt, sendMessage, getOneMessage, getEachMessage, getCancelSignal, ENV_NAME};
+/** Node's process IPC API (send, 'message', 'disconnect', ref/unref) over the same channel. */
+const nodeStyleChannel = new ChildChannel(currentChannel);
+
+module.exports = {
+  adopt,
+  sendMessage,
+  getOneMessage,
+  getEachMessage,
+  getCancelSignal,
+  channel: nodeStyleChannel,
+  ENV_NAME,
+};

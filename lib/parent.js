@@ -17,6 +17,8 @@ const {ENV_NAME} = require('./child.js');
 const {validateCancelOptions, watchCancel} = require('./cancel.js');
 const {buildResult, renderMessage, escapeLine} = require('./result.js');
 const validate = require('./validate.js');
+const {nodeSend} = require('./node-style.js');
+const {closeHandle} = require('./handles.js');
 
 const PRELOAD = path.join(__dirname, 'preload.js');
 const OWN_OPTIONS = [
@@ -230,8 +232,12 @@ const decorate = (child, channel, settings, command, userOptions) => {
   };
 
   if (channel !== undefined) {
-    channel.collectorListens = settings.buffer;
-    channel.collector = (message) => {
+    // The collector listens when it buffers; Node-style 'message' listeners listen too.
+    Object.defineProperty(channel, 'collectorListens', {
+      get: () => settings.buffer || child.listenerCount('message') > 0,
+    });
+    channel.endCallbacks.push(() => process.nextTick(() => child.emit('disconnect')));
+    channel.collector = (message, handle) => {
       if (settings.buffer && maxBufferError === undefined) {
         if (ipcOutput.length === settings.maxBuffer) {
           maxBufferError = new Error(`Command's IPC output was larger than ${settings.maxBuffer} messages: ${command}\nmaxBuffer exceeded`);
@@ -246,6 +252,11 @@ const decorate = (child, channel, settings, command, userOptions) => {
       }
       if (settings.ipcCallback !== undefined) {
         settings.ipcCallback(message, child);
+      }
+      if (child.listenerCount('message') > 0) {
+        child.emit('message', message, handle);
+      } else if (handle !== undefined) {
+        closeHandle(handle);
       }
     };
   }
@@ -325,6 +336,8 @@ const decorate = (child, channel, settings, command, userOptions) => {
     // Node's own ChildProcess only has these with its channel; native-ipc's channel takes their place.
     Object.defineProperty(child, 'connected', {get: () => channel.connected, configurable: true});
     child.disconnect = () => channel.disconnect();
+    child.send = (message, sendHandle, options, callback) =>
+      nodeSend('subprocess.send()', channel, (error) => child.emit('error', error), message, sendHandle, options, callback);
   }
   Object.assign(child, {
     sendMessage,

@@ -6,6 +6,7 @@
 //! calls as it accepts, and only the part it did not take is copied into the queue.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
@@ -49,8 +50,12 @@ struct State {
   /// Bytes the kernel has not taken yet: `outq[out_start..]`.
   outq: Vec<u8>,
   out_start: usize,
-  /// Bytes handed to the kernel since the channel opened, handshake excluded.
+  /// Bytes handed to the kernel since the channel opened (handshake included).
   written: u64,
+  /// Descriptors to pass along, each with the stream offset of the byte it must travel with.
+  fd_marks: VecDeque<(u64, RawFd)>,
+  /// Descriptors the peer passed, not yet handed to JS.
+  in_fds: Vec<RawFd>,
   hello_len: u64,
   /// Whether JS asked to keep the event loop alive.
   js_ref: bool,
@@ -68,6 +73,7 @@ struct State {
 #[derive(Default)]
 struct Delivery {
   frames: Option<Vec<u8>>,
+  fds: Vec<RawFd>,
   written: bool,
   end: Option<End>,
 }
@@ -96,9 +102,10 @@ pub fn close_fd(fd: i32) {
   transport::close(fd);
 }
 
-/// Opens the channel on `fd`, sending the handshake at once. `callback(frames, written, end)` is called
+/// Opens the channel on `fd`, sending the handshake at once. `callback(frames, written, end, fds)` is called
 /// from the event loop: `frames` is a Buffer of whole frames or undefined, `written` the bytes handed to the
-/// kernel so far, `end` undefined while open, `''` on end-of-file, or an error message.
+/// kernel so far, `end` undefined while open, `''` on end-of-file, or an error message, and `fds` the
+/// descriptors the peer passed (in order), or undefined.
 #[napi]
 pub fn open_channel(
   env: Env,
@@ -164,6 +171,8 @@ pub fn open_channel(
     outq: hello,
     out_start: 0,
     written: 0,
+    fd_marks: VecDeque::new(),
+    in_fds: Vec::new(),
     js_ref: false,
     refed: true,
     polled: 0,
@@ -217,7 +226,7 @@ impl NativeChannel {
     }
     if s.out_start == s.outq.len() {
       // Nothing queued: try the kernel directly and keep only the rest.
-      let n = transport::write(s.fd, &[&head, body]).map_err(ChannelError::Write)?;
+      let n = transport::write(s.fd, &[&head, body], None).map_err(ChannelError::Write)?;
       s.written += n as u64;
       let (rest_head, rest_body) = if n < head.len() {
         (&head[n..], body)
@@ -232,6 +241,23 @@ impl NativeChannel {
       s.outq.extend_from_slice(&head);
       s.outq.extend_from_slice(body);
     }
+    s.update_poll();
+    Ok(s.written_by_js())
+  }
+
+  /// Queues one frame that carries a handle: the descriptor `handle` is passed (SCM_RIGHTS) with the
+  /// frame's first byte. The descriptor is duplicated, so its owner may close it at once.
+  #[napi]
+  pub fn write_handle(&self, frame: BufferSlice, handle: i32) -> Result<f64, String> {
+    let mut s = self.state.borrow_mut();
+    if s.done || s.closing {
+      return Err(ChannelError::Closed.into());
+    }
+    let copy = transport::dup(handle).map_err(ChannelError::Io)?;
+    let offset = s.written + (s.outq.len() - s.out_start) as u64;
+    s.fd_marks.push_back((offset, copy));
+    s.outq.extend_from_slice(&frame);
+    s.flush()?;
     s.update_poll();
     Ok(s.written_by_js())
   }
@@ -292,14 +318,33 @@ impl State {
     self.written.saturating_sub(self.hello_len) as f64
   }
 
-  /// Writes queued bytes until the kernel stops taking them.
+  /// Writes queued bytes until the kernel stops taking them. A queued descriptor goes with the first
+  /// byte of its frame, so a write never runs past the next descriptor's offset.
   fn flush(&mut self) -> std::result::Result<bool, ChannelError> {
     let mut progressed = false;
     while self.out_start < self.outq.len() {
-      let n =
-        transport::write(self.fd, &[&self.outq[self.out_start..]]).map_err(ChannelError::Write)?;
+      let mut end = self.outq.len();
+      let mut handle = None;
+      if let Some(&(offset, fd)) = self.fd_marks.front() {
+        if offset == self.written {
+          handle = Some(fd);
+          if let Some(&(next, _)) = self.fd_marks.get(1) {
+            end = self.out_start + (next - self.written) as usize;
+          }
+        } else {
+          end = self.out_start + (offset - self.written) as usize;
+        }
+      }
+      let n = transport::write(self.fd, &[&self.outq[self.out_start..end]], handle)
+        .map_err(ChannelError::Write)?;
       if n == 0 {
         break;
+      }
+      if handle.is_some() {
+        // The kernel holds its own reference now.
+        if let Some((_, fd)) = self.fd_marks.pop_front() {
+          transport::close(fd);
+        }
       }
       progressed = true;
       self.out_start += n;
@@ -316,6 +361,16 @@ impl State {
       self.out_start = 0;
     }
     Ok(progressed)
+  }
+
+  /// Closes every descriptor still held for sending or for JS.
+  fn close_held_fds(&mut self) {
+    for (_, fd) in self.fd_marks.drain(..) {
+      transport::close(fd);
+    }
+    for fd in self.in_fds.drain(..) {
+      transport::close(fd);
+    }
   }
 
   fn update_ref(&mut self) {
@@ -365,7 +420,7 @@ impl State {
       };
       self.inbuf.reserve_exact(want);
       let spare = &mut self.inbuf.spare_capacity_mut()[..want];
-      match transport::read(self.fd, spare).map_err(ChannelError::Read)? {
+      match transport::read(self.fd, spare, &mut self.in_fds).map_err(ChannelError::Read)? {
         Read::Data(n) => {
           // SAFETY: the kernel initialised `n` bytes of the spare capacity.
           unsafe { self.inbuf.set_len(self.inbuf.len() + n) };
@@ -443,6 +498,7 @@ impl State {
       self.inbuf.truncate(self.scanned);
     }
     out.frames = self.take_frames();
+    out.fds = std::mem::take(&mut self.in_fds);
     if out.end.is_some() {
       self.done = true;
     } else {
@@ -481,6 +537,7 @@ fn finish(state: &Shared) {
     sys::napi_async_destroy(s.env, s.async_context);
   }
   s.callback = ptr::null_mut();
+  s.close_held_fds();
   transport::close(s.fd);
 }
 
@@ -508,6 +565,7 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
       uv::uv_poll_stop(handle);
       uv::uv_close(handle, Some(on_closed));
     }
+    s.close_held_fds();
     transport::close(s.fd);
   }
 }
@@ -522,7 +580,7 @@ unsafe extern "C" fn on_poll(handle: *mut c_void, status: c_int, events: c_int) 
   };
   let delivery = state.borrow_mut().service(status, events);
   let ended = delivery.end.is_some();
-  if delivery.frames.is_some() || delivery.written || ended {
+  if delivery.frames.is_some() || !delivery.fds.is_empty() || delivery.written || ended {
     deliver(&state, delivery);
   }
   if ended {
@@ -546,7 +604,7 @@ fn deliver(state: &Shared, delivery: Delivery) {
     if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
       return;
     }
-    let mut argv = [ptr::null_mut(); 3];
+    let mut argv = [ptr::null_mut(); 4];
     let mut undefined = ptr::null_mut();
     sys::napi_get_undefined(env, &mut undefined);
     argv[0] = match delivery.frames {
@@ -558,6 +616,18 @@ fn deliver(state: &Shared, delivery: Delivery) {
       None => undefined,
       Some(End::Eof) => js_string(env, ""),
       Some(End::Failed(message)) => js_string(env, &message),
+    };
+    argv[3] = if delivery.fds.is_empty() {
+      undefined
+    } else {
+      let mut array = ptr::null_mut();
+      sys::napi_create_array_with_length(env, delivery.fds.len(), &mut array);
+      for (i, fd) in delivery.fds.iter().enumerate() {
+        let mut value = ptr::null_mut();
+        sys::napi_create_int32(env, *fd, &mut value);
+        sys::napi_set_element(env, array, i as u32, value);
+      }
+      array
     };
     let mut func = ptr::null_mut();
     sys::napi_get_reference_value(env, callback, &mut func);

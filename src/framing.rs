@@ -32,6 +32,9 @@ pub enum Kind {
   Ack = 4,
   /// Graceful cancellation from the parent: the value is the abort reason.
   Cancel = 5,
+  /// A user message with a handle: one byte for the handle's type, then the value. The handle's
+  /// descriptor travels (SCM_RIGHTS) with the frame's first byte.
+  HandleMessage = 6,
 }
 
 impl Kind {
@@ -43,6 +46,7 @@ impl Kind {
       3 => Kind::StrictMessage,
       4 => Kind::Ack,
       5 => Kind::Cancel,
+      6 => Kind::HandleMessage,
       _ => return None,
     })
   }
@@ -209,6 +213,7 @@ impl Splitter {
       let fits = match kind {
         Kind::StrictMessage => len >= STRICT_PREFIX_LEN,
         Kind::Ack => len == ACK_LEN,
+        Kind::HandleMessage => len >= 1,
         _ => true,
       };
       if !fits {

@@ -99,11 +99,35 @@ pub enum Read {
   Eof,
 }
 
-/// Reads into `buf` without blocking, retrying on EINTR.
-pub fn read(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Read> {
+/// Most descriptors accepted with one read; a peer that sends more in one go has the rest closed by the
+/// kernel (`MSG_CTRUNC`).
+const MAX_FDS_PER_READ: usize = 16;
+
+/// Reads into `buf` without blocking, retrying on EINTR. Descriptors passed by the peer (SCM_RIGHTS) are
+/// appended to `fds`, already close-on-exec.
+pub fn read(
+  fd: RawFd,
+  buf: &mut [std::mem::MaybeUninit<u8>],
+  fds: &mut Vec<RawFd>,
+) -> io::Result<Read> {
+  // u64 keeps the control buffer aligned for cmsghdr.
+  let mut control = [0u64; (MAX_FDS_PER_READ * 4 + 64) / 8];
   loop {
-    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    let mut iov = libc::iovec {
+      iov_base: buf.as_mut_ptr().cast(),
+      iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` describes writable memory of the stated sizes.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n >= 0 {
+      collect_fds(&msg, fds);
+    }
     if n > 0 {
       return Ok(Read::Data(n as usize));
     }
@@ -121,9 +145,28 @@ pub fn read(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<Read
   }
 }
 
+fn collect_fds(msg: &libc::msghdr, fds: &mut Vec<RawFd>) {
+  // SAFETY: walking the control messages the kernel just wrote, with libc's own macros.
+  unsafe {
+    let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+    while !cmsg.is_null() {
+      if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+        let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+        let count =
+          ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+        for i in 0..count {
+          fds.push(std::ptr::read_unaligned(data.add(i)));
+        }
+      }
+      cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+    }
+  }
+}
+
 /// Writes as much of `parts` as the kernel takes now, with MSG_NOSIGNAL so a closed peer is an EPIPE
-/// error rather than a SIGPIPE that kills the process. Returns the bytes written (0 when it would block).
-pub fn write(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+/// error rather than a SIGPIPE that kills the process. With `handle`, that descriptor travels with the
+/// first byte (SCM_RIGHTS). Returns the bytes written (0 when it would block).
+pub fn write(fd: RawFd, parts: &[&[u8]], handle: Option<RawFd>) -> io::Result<usize> {
   let mut iov: [libc::iovec; 2] = [libc::iovec {
     iov_base: std::ptr::null_mut(),
     iov_len: 0,
@@ -139,10 +182,23 @@ pub fn write(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
   if count == 0 {
     return Ok(0);
   }
+  let mut control = [0u64; 4];
   // SAFETY: a zeroed msghdr is valid; iov points at `count` live slices.
   let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
   msg.msg_iov = iov.as_mut_ptr();
   msg.msg_iovlen = count;
+  if let Some(handle) = handle {
+    // SAFETY: the control buffer is large enough for one descriptor (CMSG_SPACE(4) <= 32 bytes).
+    unsafe {
+      msg.msg_control = control.as_mut_ptr().cast();
+      msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+      let cmsg = libc::CMSG_FIRSTHDR(&msg);
+      (*cmsg).cmsg_level = libc::SOL_SOCKET;
+      (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+      (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+      std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, handle);
+    }
+  }
   loop {
     // SAFETY: `msg` is fully initialised above.
     let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
@@ -155,6 +211,17 @@ pub fn write(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
       Some(libc::EAGAIN) => return Ok(0),
       _ => return Err(err),
     }
+  }
+}
+
+/// Duplicates `fd` (close-on-exec), so that a handle queued for sending survives its owner closing it.
+pub fn dup(fd: RawFd) -> io::Result<RawFd> {
+  // SAFETY: fcntl on an arbitrary integer reports errors through its return value.
+  let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+  if copy < 0 {
+    Err(io::Error::last_os_error())
+  } else {
+    Ok(copy)
   }
 }
 
@@ -178,15 +245,20 @@ mod tests {
   fn pair_carries_bytes_and_reports_eof() {
     let (a, b) = socketpair().unwrap();
     adopt(b).unwrap();
-    assert_eq!(write(a, &[b"he", b"llo"]).unwrap(), 5);
+    assert_eq!(write(a, &[b"he", b"llo"], None).unwrap(), 5);
     let mut buf = vec![std::mem::MaybeUninit::new(0u8); 16];
-    match read(b, &mut buf).unwrap() {
+    let mut fds = Vec::new();
+    match read(b, &mut buf, &mut fds).unwrap() {
       Read::Data(n) => assert_eq!(n, 5),
       _ => panic!("expected data"),
     }
-    assert!(matches!(read(b, &mut buf).unwrap(), Read::WouldBlock));
+    assert!(matches!(
+      read(b, &mut buf, &mut fds).unwrap(),
+      Read::WouldBlock
+    ));
     close(a);
-    assert!(matches!(read(b, &mut buf).unwrap(), Read::Eof));
+    assert!(matches!(read(b, &mut buf, &mut fds).unwrap(), Read::Eof));
+    assert!(fds.is_empty());
     close(b);
   }
 
@@ -194,9 +266,38 @@ mod tests {
   fn writing_to_a_closed_peer_is_an_error_not_a_signal() {
     let (a, b) = socketpair().unwrap();
     close(b);
-    let err = write(a, &[b"x"]).unwrap_err();
+    let err = write(a, &[b"x"], None).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
     close(a);
+  }
+
+  #[test]
+  fn a_descriptor_travels_with_its_byte_and_arrives_close_on_exec() {
+    let (a, b) = socketpair().unwrap();
+    adopt(b).unwrap();
+    let mut pipe = [0; 2];
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    assert_eq!(write(a, &[b"h"], Some(pipe[1])).unwrap(), 1);
+    let mut buf = vec![std::mem::MaybeUninit::new(0u8); 16];
+    let mut fds = Vec::new();
+    assert!(matches!(
+      read(b, &mut buf, &mut fds).unwrap(),
+      Read::Data(1)
+    ));
+    assert_eq!(fds.len(), 1);
+    let flags = unsafe { libc::fcntl(fds[0], libc::F_GETFD) };
+    assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    // The received descriptor is the same pipe: what is written to it comes out of the other end.
+    assert_eq!(unsafe { libc::write(fds[0], b"z".as_ptr().cast(), 1) }, 1);
+    let mut out = [0u8; 1];
+    assert_eq!(
+      unsafe { libc::read(pipe[0], out.as_mut_ptr().cast(), 1) },
+      1
+    );
+    assert_eq!(&out, b"z");
+    for fd in [a, b, pipe[0], pipe[1], fds[0]] {
+      close(fd);
+    }
   }
 
   #[test]
