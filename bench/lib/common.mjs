@@ -1,0 +1,114 @@
+// Shared helpers for the benchmark drivers (run under Node and under Bun).
+import {readFileSync} from 'node:fs';
+
+export const MiB = 1024 * 1024;
+
+// The scenarios, in the order they are run and reported.
+// `better` tells how a ratio reads: 'higher' (throughput) or 'lower' (time, memory).
+export const SCENARIOS = [
+	{id: 'p2c', n: '1', title: 'parent→child', unit: 'msgs/s', better: 'higher'},
+	{id: 'c2p', n: '2', title: 'child→parent', unit: 'msgs/s', better: 'higher'},
+	{id: 'pingpong', n: '3', title: 'ping-pong', unit: 'µs/round trip', better: 'lower'},
+	{id: 'echoString', n: '4a', title: '16 MiB string echo', unit: 'MiB/s', better: 'higher'},
+	{id: 'echoBuffer', n: '4b', title: '16 MiB Buffer echo', unit: 'MiB/s', better: 'higher'},
+	{id: 'forkFirst', n: '5', title: 'fork → first message', unit: 'ms', better: 'lower'},
+	{id: 'peakRss', n: '6', title: 'peak RSS, 256 MiB Buffer echo', unit: '× payload', better: 'lower'},
+];
+
+export const DEFAULTS = {
+	messages: 200_000, // scenarios 1 and 2
+	roundTrips: 20_000, // scenario 3
+	echoBytes: 16 * MiB, // scenarios 4a and 4b
+	rssBytes: 256 * MiB, // scenario 6
+	forkWarmup: 1, // untimed forks before scenario 5 is measured
+};
+
+export const now = () => process.hrtime.bigint();
+export const seconds = (t0, t1) => Number(t1 - t0) / 1e9;
+
+export const small = i => ({k: 't', i, payload: 'hello world'});
+
+/** An ASCII string of `bytes` characters (one UTF-8 byte each). */
+export function makeString(bytes) {
+	const unit = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_';
+	let s = unit;
+	while (s.length * 2 <= bytes) s += s;
+	return s + s.slice(0, bytes - s.length);
+}
+
+/** A Buffer of `bytes` bytes with a fixed, non-zero pattern (every page touched). */
+export function makeBuffer(bytes) {
+	const buf = Buffer.allocUnsafe(bytes);
+	const block = Buffer.alloc(4096);
+	for (let i = 0; i < block.length; i++) block[i] = (i * 31 + 7) & 0xff;
+	for (let off = 0; off < bytes; off += block.length) block.copy(buf, off, 0, Math.min(block.length, bytes - off));
+	return buf;
+}
+
+/** Size of an echoed payload as it came back, whatever shape the channel gave it. */
+export function echoedSize(value) {
+	if (typeof value === 'string') return value.length;
+	if (value instanceof ArrayBuffer) return value.byteLength;
+	if (ArrayBuffer.isView(value)) return value.byteLength;
+	// JSON serialization turns a Buffer into {type: 'Buffer', data: [...]}
+	if (value && value.type === 'Buffer' && Array.isArray(value.data)) return value.data.length;
+	return -1;
+}
+
+/** VmHWM (peak resident set size) of a process, in bytes. */
+export function peakRss(pid = 'self') {
+	const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+	const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+	if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
+	return Number(m[1]) * 1024;
+}
+
+export function median(values) {
+	const v = values.filter(x => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+	if (v.length === 0) return null;
+	const mid = v.length >> 1;
+	return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+export function assert(condition, message) {
+	if (!condition) throw new Error(`benchmark check failed: ${message}`);
+}
+
+/** Marker line a driver prints so run.mjs can find its result among other output. */
+export const RESULT_MARK = '@@bench-result ';
+
+export function emitResult(result) {
+	process.stdout.write(RESULT_MARK + JSON.stringify(result) + '\n');
+}
+
+/** Drivers receive their job as one JSON argument. */
+export function readJob() {
+	const raw = process.argv[2];
+	if (!raw) throw new Error('usage: <driver> \'{"scenario":"p2c","serialization":"json","reps":3,...}\'');
+	return {...DEFAULTS, reps: 3, ...JSON.parse(raw)};
+}
+
+/**
+ * Runs `once()` job.reps times (plus warm-ups for scenario 5) and emits the samples.
+ * `once()` returns a number, or an object {value, ...details} for scenario 6.
+ */
+export async function runJob(job, once) {
+	const samples = [];
+	const details = [];
+	try {
+		if (job.scenario === 'forkFirst') {
+			for (let i = 0; i < job.forkWarmup; i++) await once();
+		}
+		for (let r = 0; r < job.reps; r++) {
+			const out = await once();
+			if (typeof out === 'number') samples.push(out);
+			else {
+				samples.push(out.value);
+				details.push(out);
+			}
+		}
+		emitResult({samples, details});
+	} catch (error) {
+		emitResult({samples, details, error: String(error?.stack ?? error).split('\n')[0]});
+	}
+}

@@ -1,0 +1,331 @@
+#!/usr/bin/env node
+// native-ipc benchmark: the same scenarios over native-ipc, Node's own
+// child_process.fork IPC (json and advanced), Bun.spawn ipc when a bun binary
+// is around, and a raw Rust floor. Writes bench/results.{json,md,svg}.
+//
+//   node bench/run.mjs [--reps N] [--only id,id] [--scenarios 1,2,4a|p2c,...] [--quick]
+//
+// Implementation ids: native-advanced native-json node-json node-advanced
+// bun-json bun-advanced floor. --quick uses 1/10 of the message counts and
+// smaller payloads (for checking the harness, not for figures).
+import {spawn, spawnSync} from 'node:child_process';
+import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
+import {cpus, release, loadavg} from 'node:os';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {SCENARIOS, DEFAULTS, MiB, RESULT_MARK, median} from './lib/common.mjs';
+import {consoleTable, markdownTable, svgChart, formatValue} from './lib/report.mjs';
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(benchDir);
+const rel = p => path.relative(process.cwd(), p) || '.';
+
+// ------------------------------------------------------------ options ------
+
+function parseArgs(argv) {
+	const opts = {reps: 3, only: null, scenarios: null, quick: false};
+	for (let i = 0; i < argv.length; i++) {
+		const a = argv[i];
+		const value = () => {
+			const v = argv[++i];
+			if (v === undefined) throw new Error(`${a} needs a value`);
+			return v;
+		};
+		if (a === '--reps') opts.reps = Math.max(1, Number.parseInt(value(), 10) || 3);
+		else if (a === '--only') opts.only = value().split(',');
+		else if (a === '--scenarios') opts.scenarios = value().split(',');
+		else if (a === '--quick') opts.quick = true;
+		else if (a === '--help' || a === '-h') {
+			console.log('usage: node bench/run.mjs [--reps N] [--only id,id] [--scenarios 1,2,4a|p2c,...] [--quick]');
+			process.exit(0);
+		} else throw new Error(`unknown argument ${a}`);
+	}
+	return opts;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const sizes = {
+	messages: opts.quick ? DEFAULTS.messages / 10 : DEFAULTS.messages,
+	roundTrips: opts.quick ? DEFAULTS.roundTrips / 10 : DEFAULTS.roundTrips,
+	echoBytes: opts.quick ? DEFAULTS.echoBytes / 4 : DEFAULTS.echoBytes,
+	rssBytes: opts.quick ? DEFAULTS.rssBytes / 8 : DEFAULTS.rssBytes,
+};
+const scenarios = SCENARIOS.filter(s => !opts.scenarios || opts.scenarios.includes(s.id) || opts.scenarios.includes(s.n));
+const wanted = id => !opts.only || opts.only.includes(id);
+const JSON_RSS_TIMEOUT_S = 5; // JSON turns a 256 MiB Buffer into an array of numbers: it fails or crawls
+const DRIVER_TIMEOUT_S = 120;
+
+// ------------------------------------------------------------ discovery ----
+
+function findBun() {
+	const candidates = [
+		...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map(d => path.join(d, 'bun')),
+		path.join(root, 'node_modules', '.bin', 'bun'),
+	];
+	for (const file of candidates) {
+		try {
+			accessSync(file, constants.X_OK);
+		} catch {
+			continue;
+		}
+		const r = spawnSync(file, ['--version'], {encoding: 'utf8'});
+		if (r.status === 0) return {path: file, version: r.stdout.trim()};
+	}
+	return null;
+}
+
+function checkNativeIpc() {
+	const index = path.join(root, 'index.js');
+	if (!existsSync(index)) return `${rel(index)} does not exist (build the addon first: npm run build)`;
+	const r = spawnSync(
+		process.execPath,
+		['-e', "const m = require(process.argv[1]); if (typeof m.fork !== 'function') throw new Error('index.js exports no fork()')", index],
+		{encoding: 'utf8'},
+	);
+	if (r.status !== 0) {
+		const lines = r.stderr.split('\n').map(l => l.trim());
+		return lines.find(l => /^([A-Z]\w*)?Error\b/.test(l)) ?? lines.find(l => /Error/.test(l)) ?? lines.find(Boolean) ?? 'failed to load';
+	}
+	return null;
+}
+
+function buildFloor() {
+	const manifest = path.join(benchDir, 'floor', 'Cargo.toml');
+	const targetDir = path.join(benchDir, 'floor', 'target');
+	const r = spawnSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest, '--target-dir', targetDir], {
+		cwd: root,
+		encoding: 'utf8',
+	});
+	if (r.error) return {error: `cargo not available (${r.error.code ?? r.error.message})`};
+	if (r.status !== 0) return {error: `cargo build failed:\n${r.stderr}`};
+	return {binary: path.join(targetDir, 'release', 'native-ipc-bench-floor')};
+}
+
+// ------------------------------------------------------------ running ------
+
+/** Runs one driver process (its own process group) and returns its parsed result. */
+function runDriver(command, args, timeoutSeconds) {
+	return new Promise(resolve => {
+		const child = spawn(command, args, {cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true});
+		let stdout = '';
+		let stderr = '';
+		child.stdout.setEncoding('utf8').on('data', d => (stdout += d));
+		child.stderr.setEncoding('utf8').on('data', d => (stderr += d));
+		let timedOut = false;
+		const timer = setTimeout(() => {
+			timedOut = true;
+			try {
+				process.kill(-child.pid, 'SIGKILL');
+			} catch {}
+		}, timeoutSeconds * 1000);
+		child.on('error', error => {
+			clearTimeout(timer);
+			resolve({samples: [], error: `could not start ${command}: ${error.message}`});
+		});
+		child.on('close', (code, signal) => {
+			clearTimeout(timer);
+			const line = stdout.split('\n').find(l => l.startsWith(RESULT_MARK));
+			if (line) {
+				const result = JSON.parse(line.slice(RESULT_MARK.length));
+				if (result.error && stderr.trim()) result.stderr = stderr.trim().slice(-2000);
+				return resolve(result);
+			}
+			// leftover children of a killed driver
+			try {
+				process.kill(-child.pid, 'SIGKILL');
+			} catch {}
+			let error;
+			if (timedOut) error = `did not finish within ${timeoutSeconds} s`;
+			else {
+				const lines = stderr.split('\n').map(l => l.trim());
+				const hint =
+					lines.find(l => /FATAL ERROR|^([A-Z]\w*)?Error\b|panicked/.test(l)) ?? lines.find(l => /Error/.test(l)) ?? lines.filter(Boolean).at(-1);
+				error = `driver ended with ${signal ? `signal ${signal}` : `exit code ${code}`}${hint ? `: ${hint.slice(0, 300)}` : ''}`;
+			}
+			resolve({samples: [], error});
+		});
+	});
+}
+
+const implementations = [];
+const bun = findBun();
+
+const nativeProblem = wanted('native-advanced') || wanted('native-json') ? checkNativeIpc() : null;
+for (const serialization of ['advanced', 'json']) {
+	implementations.push({
+		id: `native-${serialization}`,
+		label: `native-ipc (${serialization})`,
+		command: process.execPath,
+		driver: path.join(benchDir, 'drivers', 'native-ipc.mjs'),
+		serialization,
+		skipped: !wanted(`native-${serialization}`) ? 'not selected' : nativeProblem,
+	});
+}
+for (const serialization of ['json', 'advanced']) {
+	implementations.push({
+		id: `node-${serialization}`,
+		label: `Node fork (${serialization})`,
+		command: process.execPath,
+		driver: path.join(benchDir, 'drivers', 'node-fork.mjs'),
+		serialization,
+		skipped: !wanted(`node-${serialization}`) ? 'not selected' : null,
+	});
+}
+for (const serialization of ['json', 'advanced']) {
+	implementations.push({
+		id: `bun-${serialization}`,
+		label: `Bun.spawn ipc (${serialization})`,
+		command: bun?.path,
+		driver: path.join(benchDir, 'drivers', 'bun-spawn.mjs'),
+		serialization,
+		skipped: !wanted(`bun-${serialization}`) ? 'not selected' : bun ? null : 'not installed',
+	});
+}
+const floor = {id: 'floor', label: 'raw floor (Rust)', skipped: wanted('floor') ? null : 'not selected'};
+implementations.push(floor);
+for (const impl of implementations) impl.scenarios = {};
+
+const started = process.hrtime.bigint();
+console.log(`native-ipc benchmark — Node ${process.version}, ${cpus().length} vCPU, reps ${opts.reps}${opts.quick ? ', QUICK sizes' : ''}`);
+if (!bun) console.log('bun: not installed, skipped');
+else console.log(`bun: ${bun.version} (${rel(bun.path)})`);
+if (nativeProblem) console.log(`native-ipc: not usable, skipped — ${nativeProblem}`);
+
+// The raw floor: one process measures its three scenarios.
+if (!floor.skipped) {
+	process.stdout.write('floor: building bench/floor (cargo build --release) … ');
+	const built = buildFloor();
+	if (built.error) {
+		console.log('failed, skipped');
+		console.log(built.error);
+		floor.skipped = built.error.split('\n')[0];
+	} else {
+		console.log('ok');
+		const r = spawnSync(
+			built.binary,
+			['--reps', String(opts.reps), '--messages', String(sizes.messages), '--round-trips', String(sizes.roundTrips), '--echo-mib', String(Math.max(1, sizes.echoBytes / MiB))],
+			{encoding: 'utf8', timeout: DRIVER_TIMEOUT_S * 1000},
+		);
+		if (r.status !== 0) {
+			floor.skipped = `floor run failed: ${(r.stderr || String(r.error)).trim().split('\n')[0]}`;
+			console.log(floor.skipped);
+		} else {
+			const out = JSON.parse(r.stdout);
+			const ids = {s1: 'p2c', s3: 'pingpong', s4b: 'echoBuffer'};
+			for (const [key, id] of Object.entries(ids)) {
+				floor.scenarios[id] = {median: out[key].median, samples: out[key].samples};
+				const s = SCENARIOS.find(x => x.id === id);
+				console.log(`  [${s.n} ${s.title}] raw floor (Rust): ${formatValue(s, out[key].median)} ${s.unit}`);
+			}
+		}
+	}
+}
+
+for (const scenario of scenarios) {
+	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
+	for (const impl of implementations) {
+		if (impl.skipped || impl.id === 'floor') continue;
+		const job = {scenario: scenario.id, serialization: impl.serialization, reps: opts.reps, ...sizes};
+		const t0 = process.hrtime.bigint();
+		let result;
+		if (scenario.id === 'peakRss') {
+			// VmHWM only grows: every sample needs a fresh parent process
+			const isJson = impl.serialization === 'json';
+			const runs = isJson ? 1 : opts.reps;
+			result = {samples: [], details: []};
+			for (let r = 0; r < runs; r++) {
+				const one = await runDriver(impl.command, [impl.driver, JSON.stringify({...job, reps: 1})], isJson ? JSON_RSS_TIMEOUT_S : DRIVER_TIMEOUT_S);
+				result.samples.push(...one.samples);
+				result.details.push(...(one.details ?? []));
+				if (one.error) {
+					result.error = one.error;
+					break;
+				}
+			}
+		} else {
+			result = await runDriver(impl.command, [impl.driver, JSON.stringify(job)], DRIVER_TIMEOUT_S);
+		}
+		const entry = {median: median(result.samples), samples: result.samples};
+		if (result.error) entry.error = `${impl.label}, scenario ${scenario.n}: ${result.error}`;
+		if (scenario.id === 'peakRss' && result.details?.length) {
+			entry.parent = median(result.details.map(d => d.parent));
+			entry.child = median(result.details.map(d => d.child));
+			entry.details = result.details;
+		}
+		impl.scenarios[scenario.id] = entry;
+		const shown = entry.median === null ? 'failed' : `${formatValue(scenario, entry.median)} ${scenario.unit}`;
+		const took = (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1);
+		console.log(`  ${impl.label}: ${shown}  [${took} s]${result.error ? `  (${result.error})` : ''}`);
+		if (result.stderr) console.log(result.stderr.split('\n').slice(-5).map(l => `    | ${l}`).join('\n'));
+	}
+}
+
+// ------------------------------------------------------------ ratios -------
+
+const byId = Object.fromEntries(implementations.map(i => [i.id, i]));
+function ratio(a, b) {
+	const out = {};
+	for (const s of scenarios) {
+		const x = byId[a]?.scenarios[s.id]?.median;
+		const y = byId[b]?.scenarios[s.id]?.median;
+		if (typeof x === 'number' && typeof y === 'number' && y > 0) out[s.id] = x / y;
+	}
+	return out;
+}
+const ratios = [
+	{label: 'native-ipc ÷ Node json', of: 'native-advanced', to: 'node-json'},
+	{label: 'native-ipc ÷ Node advanced', of: 'native-advanced', to: 'node-advanced'},
+	{label: 'native-ipc ÷ raw floor', of: 'native-advanced', to: 'floor'},
+	{label: 'native-ipc json ÷ Node json', of: 'native-json', to: 'node-json'},
+]
+	.map(r => ({...r, values: ratio(r.of, r.to)}))
+	.filter(r => Object.keys(r.values).length > 0);
+
+// ------------------------------------------------------------ output -------
+
+const results = {
+	meta: {
+		date: new Date().toISOString(),
+		node: process.version,
+		bun: bun?.version ?? null,
+		cpus: cpus().length,
+		cpuModel: cpus()[0]?.model?.trim() ?? 'unknown CPU',
+		kernel: release(),
+		loadavg: loadavg(),
+		reps: opts.reps,
+		rssReps: opts.reps,
+		jsonRssTimeoutSeconds: JSON_RSS_TIMEOUT_S,
+		quick: opts.quick,
+		messages: sizes.messages,
+		roundTrips: sizes.roundTrips,
+		echoMiB: sizes.echoBytes / MiB,
+		rssMiB: sizes.rssBytes / MiB,
+		definitions: {
+			p2c: 'parent sends N small messages; timed until the child reports the count',
+			c2p: 'parent asks the child to send N small messages; timed until the N-th arrives',
+			pingpong: 'one small message in flight, echoed by the child; mean time per round trip',
+			echoString: 'string payload sent and echoed back; 2 × payload bytes ÷ time',
+			echoBuffer: 'Buffer payload sent and echoed back; 2 × payload bytes ÷ time',
+			forkFirst: 'fork() to the first message (sent by the child at start) received; after one untimed warm-up fork',
+			peakRss: 'VmHWM of parent + child after echoing the Buffer, ÷ payload size (fresh parent per sample)',
+		},
+		seconds: Number(process.hrtime.bigint() - started) / 1e9,
+	},
+	scenarios: scenarios,
+	implementations: implementations.map(({id, label, serialization, skipped, scenarios: sc}) => ({
+		id,
+		label,
+		serialization: serialization ?? null,
+		skipped: skipped || null,
+		scenarios: sc,
+	})),
+	ratios: ratios.map(({label, of, to, values}) => ({label, of, to, values})),
+};
+
+console.log('');
+console.log(consoleTable({...results, scenarios}));
+writeFileSync(path.join(benchDir, 'results.json'), JSON.stringify(results, null, '\t') + '\n');
+writeFileSync(path.join(benchDir, 'results.md'), markdownTable(results));
+writeFileSync(path.join(benchDir, 'results.svg'), svgChart(results));
+console.log('');
+console.log(`wrote ${rel(path.join(benchDir, 'results.json'))}, results.md, results.svg in ${results.meta.seconds.toFixed(0)} s`);
