@@ -389,6 +389,20 @@ class Channel {
         }
         if (kind === KIND_STRICT) {
           this.receive(value, frames.readUInt32LE(start), frames[start + 4] === 1);
+        } else if (this.queueHead === this.queue.length && this.waiters.size === 0 && this.emitterCount === 0 && !this.buffering && !this.paused) {
+          // Fast path: nothing waits in the queue and only iterators (or nobody) listen, so the message
+          // goes straight to them, as `drain` would do with it.
+          if (this.collector !== undefined) {
+            this.collector(value, undefined);
+          }
+          const iterators = this.iteratorList;
+          if (iterators.length > 0) {
+            for (let i = 0; i < iterators.length; i++) {
+              iterators[i].push(value);
+            }
+          } else if (this.connected && (this.sending || this.strictWaits.size > 0)) {
+            this.enqueue(value, 0, false, undefined);
+          }
         } else {
           this.receive(value, 0, false);
         }
@@ -431,6 +445,10 @@ class Channel {
       // The parent's 'message' event took the handle, or nobody will.
       handle = undefined;
     }
+    this.enqueue(value, ackId, senderListening, handle);
+  }
+
+  enqueue(value, ackId, senderListening, handle) {
     this.queue.push(value);
     this.queueHandles.push(handle);
     // 0 when not strict; otherwise what the acknowledgement needs.
