@@ -24,6 +24,9 @@ const FLUSH_BYTES = 64 * 1024;
 const KEEP_WRITER_BYTES = 1024 * 1024;
 
 const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
+// Bytes sent but not yet taken by the kernel past which new sends are refused (ERR_IPC_QUEUE_FULL).
+// A message always fits an empty queue, whatever its size.
+const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
 const noop = () => {};
 
@@ -120,6 +123,14 @@ class Channel {
 
   /** Encodes `value` into the coalescing buffer and returns a promise settled once it reached the kernel. */
   send(value, strict, throwSync = false) {
+    if (this.streamEnd - this.written > MAX_QUEUED_BYTES) {
+      // The other process stopped reading: refuse rather than let this one's memory grow without bound.
+      const failure = errors.queueFull(this.prefix, this.other, this.streamEnd - this.written, MAX_QUEUED_BYTES);
+      if (throwSync) {
+        throw failure;
+      }
+      return Promise.reject(failure);
+    }
     const w = this.writer;
     const start = w.pos;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
@@ -749,4 +760,4 @@ class Channel {
   }
 }
 
-module.exports = {Channel, DEFAULT_MAX_MESSAGE_SIZE, KIND_CANCEL, HEADER};
+module.exports = {Channel, DEFAULT_MAX_MESSAGE_SIZE, MAX_QUEUED_BYTES, KIND_CANCEL, HEADER};

@@ -42,6 +42,12 @@ const tooLarge = (prefix, size, max) =>
     {code: 'ERR_IPC_MESSAGE_TOO_LARGE', Type: RangeError},
   );
 
+const queueFull = (prefix, other, queued, max) =>
+  makeError(
+    `${prefix}sendMessage() cannot queue more: ${queued} bytes wait for the ${other} to read them, above the limit of ${max} bytes. The ${other} is not reading (stopped or busy); await earlier sends before sending more.`,
+    {code: 'ERR_IPC_QUEUE_FULL'},
+  );
+
 const getOneDisconnected = (prefix, other) =>
   makeError(`${prefix}getOneMessage() could not complete: the ${other} exited or disconnected.`, {
     code: 'ERR_IPC_CHANNEL_CLOSED',
@@ -90,6 +96,7 @@ module.exports = {
   disconnecting,
   unserializable,
   tooLarge,
+  queueFull,
   getOneDisconnected,
   channelBroken,
   strictNotListening,
