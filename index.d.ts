@@ -2,6 +2,8 @@
 // its default export is that same module object). The native binding's own typings (binding.d.ts) are
 // internal. Node's types (`@types/node`) are needed, as for `node:child_process` itself; TypeScript ≥ 5.4.
 import type {ChildProcess, SpawnOptions as NodeSpawnOptions} from 'node:child_process';
+import type {EventEmitter} from 'node:events';
+import type {Server, Socket} from 'node:net';
 import type {Stream} from 'node:stream';
 
 /** How messages are encoded: `'advanced'` (the structured-clone set, the default) or `'json'`. */
@@ -297,3 +299,53 @@ export function getEachMessage<M = AdvancedMessage>(
  * when the parent disconnects. Rejects, the first time, when the process has no channel.
  */
 export function getCancelSignal(): Promise<AbortSignal>;
+
+/** A handle that `send()` can pass with a message; it arrives as the same kind of object. */
+export type SendHandle = Server | Socket;
+
+/** Node's `send()` options: `keepOpen` keeps a sent socket open in the sending process. */
+export interface NodeSendOptions {
+  readonly keepOpen?: boolean;
+}
+
+/** Called once the message was written, or with the error that prevented it. */
+export type SendCallback = (error: Error | null) => void;
+
+/**
+ * In a child: Node's process IPC API (`process.send`, `process.on('message')`, …) over the same channel, for
+ * code written against `child_process`. 'message' and 'disconnect' listeners keep the process alive until
+ * `unref()` is called.
+ */
+export interface ChildChannel extends EventEmitter {
+  /** Whether messages can still be sent. */
+  readonly connected: boolean;
+  /** Returns false when the messages waiting for the kernel passed the high-water mark (back-pressure). */
+  send<M = AdvancedMessage>(message: M & NoInfer<Serializable<M>>, callback?: SendCallback): boolean;
+  send<M = AdvancedMessage>(
+    message: M & NoInfer<Serializable<M>>,
+    sendHandle: SendHandle | undefined,
+    callback?: SendCallback,
+  ): boolean;
+  send<M = AdvancedMessage>(
+    message: M & NoInfer<Serializable<M>>,
+    sendHandle: SendHandle | undefined,
+    options: NodeSendOptions | undefined,
+    callback?: SendCallback,
+  ): boolean;
+  disconnect(): void;
+  /** Lets 'message' and 'disconnect' listeners keep the process alive again. */
+  ref(): void;
+  /** Stops 'message' and 'disconnect' listeners from keeping the process alive. */
+  unref(): void;
+  on(event: 'message', listener: (message: AdvancedMessage, handle: SendHandle | undefined) => void): this;
+  on(event: 'disconnect', listener: () => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'message', listener: (message: AdvancedMessage, handle: SendHandle | undefined) => void): this;
+  once(event: 'disconnect', listener: () => void): this;
+  once(event: 'error', listener: (error: Error) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** In a child: Node's process IPC API over native-ipc's channel. Throws on use when there is no channel. */
+export const channel: ChildChannel;

@@ -1,6 +1,7 @@
 // Type tests of the public API, from an ES module. Compiled by `npm run test:types` (tsc --noEmit), never run.
 // Right calls must compile; each wrong call carries `// @ts-expect-error`, which fails if it ever compiles.
 import type {ChildProcess} from 'node:child_process';
+import net from 'node:net';
 
 import nativeIpc, {
   fork,
@@ -9,6 +10,7 @@ import nativeIpc, {
   getOneMessage,
   getEachMessage,
   getCancelSignal,
+  channel,
   type AdvancedMessage,
   type JsonMessage,
   type Message,
@@ -17,6 +19,7 @@ import nativeIpc, {
   type SubprocessError,
   type ForkOptions,
   type SpawnOptions,
+  type SendHandle,
 } from 'native-ipc';
 
 import {expectType, type Equal} from './helpers.mjs';
@@ -288,3 +291,26 @@ const cancelSignal = await getCancelSignal();
 expectType<AbortSignal>(cancelSignal);
 
 export {childProcess, jsonValue, advancedValue, notJson, notJson2, notJson3};
+
+// ---- child side, Node-style channel ----
+expectType<boolean>(channel.connected);
+expectType<boolean>(channel.send({hello: 'parent'}));
+channel.send('x', (error) => {
+  expectType<Error | null>(error);
+});
+channel.send('server', net.createServer(), {keepOpen: true}, () => {});
+channel.send('socket', new net.Socket(), () => {});
+channel.on('message', (message, handle) => {
+  expectType<AdvancedMessage>(message);
+  expectType<SendHandle | undefined>(handle);
+});
+channel.once('disconnect', () => {});
+channel.ref();
+channel.unref();
+channel.disconnect();
+// @ts-expect-error: functions cannot be sent
+channel.send(() => {});
+// @ts-expect-error: only a net.Server or net.Socket travels as a handle
+channel.send('handle', {fd: 3});
+// @ts-expect-error: unknown send option
+channel.send('x', undefined, {keepOpne: true});
