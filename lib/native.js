@@ -1,19 +1,86 @@
 'use strict';
 
-// Loads the compiled addon through the loader napi-rs generates (binding.js), turning its failure into an
-// error that says which platform package is missing and how to build from source.
+// Loads the compiled addon through the loader napi-rs generates (binding.js). The binary reaches users as an
+// optional dependency, one package per platform (npm/<platform>/ in the repository); when that fails, the
+// error says which package this platform needs, whether one is published, and how to build from source.
+
+const path = require('node:path');
+
+const REPOSITORY = 'https://github.com/native-ipc/native-ipc';
+
+/** glibc or musl, from the runtime report (no child process, no file read). */
+const linuxLibc = () => {
+  try {
+    const {header} = process.report.getReport();
+    return header.glibcVersionRuntime === undefined ? 'musl' : 'gnu';
+  } catch {
+    return 'gnu';
+  }
+};
+
+/** The napi-rs name of this platform, as in `native-ipc.<platform>.node` and `native-ipc-<platform>`. */
+const platformName = () => {
+  const {platform, arch} = process;
+  switch (platform) {
+    case 'linux': {
+      const libc = linuxLibc();
+      return arch === 'arm' ? `linux-arm-${libc}eabihf` : `linux-${arch}-${libc}`;
+    }
+    case 'win32':
+      return `win32-${arch}-msvc`;
+    case 'android':
+      return arch === 'arm' ? 'android-arm-eabi' : `android-${arch}`;
+    default:
+      return `${platform}-${arch}`;
+  }
+};
+
+const isInstalled = (name) => {
+  try {
+    require.resolve(`${name}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const loadError = (cause) => {
+  const platform = platformName();
+  const packageName = `native-ipc-${platform}`;
+  const {optionalDependencies = {}} = require('../package.json');
+  const published = Object.keys(optionalDependencies).map((name) => name.replace(/^native-ipc-/, ''));
+  const lines = [`native-ipc cannot load its native addon on ${platform} (Node ${process.version}).`];
+  if (cause?.code === 'MODULE_NOT_FOUND' && String(cause.message).includes('binding.js')) {
+    lines.push('This source checkout was never built: run `npm install` (or `npm run build`) in it.');
+  } else {
+    if (isInstalled(packageName)) {
+      lines.push(`The package ${packageName} is installed, but its binary failed to load (see the cause).`);
+    } else if (published.includes(platform)) {
+      lines.push(
+        `The optional dependency ${packageName}, which carries the binary for this platform, is not installed:`,
+        'install again without --omit=optional or --no-optional (if the lockfile was made on another platform,',
+        'delete node_modules and package-lock.json first).',
+      );
+    } else {
+      lines.push(
+        `No prebuilt binary is published for this platform: there is no package ${packageName}`,
+        `(prebuilt: ${published.length === 0 ? 'none' : published.join(', ')}).`,
+      );
+    }
+    lines.push(
+      `To build the addon from source (needs Rust, https://rustup.rs): clone ${REPOSITORY},`,
+      `run \`npm install\` in it (that builds native-ipc.${platform}.node), then copy that file into`,
+      `${path.dirname(__dirname)}, or set NAPI_RS_NATIVE_LIBRARY_PATH to its absolute path.`,
+    );
+  }
+  return new Error(lines.join('\n'), {cause});
+};
 
 let binding;
 try {
   binding = require('../binding.js');
 } catch (error) {
-  const target = `${process.platform}-${process.arch}`;
-  throw new Error(
-    `native-ipc has no compiled binary for this platform (${target}, Node ${process.version}).
-Install the matching platform package (for example native-ipc-${target}-gnu), or build it from source:
-install Rust (https://rustup.rs), then run \`npm run build\` inside node_modules/native-ipc.`,
-    {cause: error},
-  );
+  throw loadError(error);
 }
 
 module.exports = binding;
