@@ -59,3 +59,13 @@ test('terminating a worker with its channel open does not harm the process', asy
   const {exitCode} = await fork(fixture('idle.mjs'));
   assert.equal(exitCode, 0);
 });
+
+test('regression: a parent started with node -e forks its script, not its own -e code again', async () => {
+  const {execFileSync} = await import('node:child_process');
+  const {fileURLToPath} = await import('node:url');
+  const code = `import(${JSON.stringify(new URL('../index.mjs', import.meta.url).href)})
+    .then(({fork}) => fork(${JSON.stringify(fileURLToPath(fixture('idle.mjs')))}, [], {stdio: 'ignore'}))
+    .then(({ipcOutput}) => process.stdout.write(JSON.stringify(ipcOutput)))`;
+  const output = execFileSync(process.execPath, ['-e', code], {timeout: 30_000, killSignal: 'SIGKILL'});
+  assert.equal(output.toString(), '["ready"]');
+});

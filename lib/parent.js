@@ -159,6 +159,25 @@ const spawnOptionsOf = (options) => {
   return rest;
 };
 
+const EVAL_FLAGS = new Set(['-e', '--eval', '-p', '--print', '-pe']);
+
+/**
+ * The parent's Node.js flags, without the code of `node -e`/`-p`: a child that inherited them would run
+ * the parent's code again instead of its script, and fork again (as Node's own fork() avoids too).
+ */
+const inheritedExecArgv = () => {
+  const flags = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    if (EVAL_FLAGS.has(argv[i])) {
+      i++;
+    } else if (!/^--(eval|print)=/.test(argv[i])) {
+      flags.push(argv[i]);
+    }
+  }
+  return flags;
+};
+
 /**
  * Runs a Node.js file with the channel open (like child_process.fork / execa's execaNode).
  * @returns the subprocess: a ChildProcess with the IPC methods, and a promise of its result.
@@ -167,7 +186,7 @@ const fork = (scriptPath, args, options) => {
   const file = toPath('fork()', 'scriptPath', scriptPath);
   const [list, opts] = splitArguments('fork()', args, options);
   const execPath = opts.execPath ?? process.execPath;
-  const execArgv = opts.execArgv ?? process.execArgv;
+  const execArgv = opts.execArgv ?? inheritedExecArgv();
   const settings = validateOptions('fork()', opts, true);
   const preload = settings.ipc ? ['--require', PRELOAD] : [];
   const spawnOptions = spawnOptionsOf(opts);

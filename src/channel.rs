@@ -470,10 +470,19 @@ impl State {
   fn service(&mut self, status: c_int, events: c_int) -> Delivery {
     let mut out = Delivery::default();
     if status < 0 {
-      out.end = Some(End::Failed(format!(
-        "polling the channel failed: {}",
-        uv::strerror(status)
-      )));
+      // libuv reports a socket error condition (POLLERR, e.g. the peer closed while writes were pending)
+      // as a failed poll. Whatever the peer sent before that is still read; then the channel ends.
+      out.end = match self.read_available() {
+        Ok(_) => Some(End::Eof),
+        Err(e) if e.is_peer_gone() => Some(End::Eof),
+        Err(e) => Some(End::Failed(format!(
+          "polling the channel failed ({}): {e}",
+          uv::strerror(status)
+        ))),
+      };
+      out.frames = self.take_frames();
+      out.fds = std::mem::take(&mut self.in_fds);
+      self.done = true;
       return out;
     }
     if events & uv::WRITABLE != 0 {
