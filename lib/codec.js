@@ -20,8 +20,8 @@
  *                     ill-formed (lone surrogates): ext 3 STRING16
  *   bigint            ext 2 BIGINT
  *   plain object      map, str keys (own enumerable string keys, in order)
- *   dense array       array
- *   other array       ext 9 ARRAY (holes / sparse / extra named properties)
+ *   dense array       array (named non-index properties are not carried)
+ *   array with holes  ext 9 ARRAY (indices present + named properties)
  *   Buffer            bin (bin8/16/32)
  *   everything else   an ext type below
  *
@@ -67,7 +67,12 @@
  *
  * Limits: objects nest at most MAX_DEPTH (10000) deep; the encoder throws the
  * ERR_IPC_UNSERIALIZABLE TypeError beyond it (or when the JS stack runs out
- * first) and the decoder throws ERR_IPC_BAD_PAYLOAD.
+ * first, ~2000-5000 levels with Node's default stack, like structuredClone)
+ * and the decoder throws ERR_IPC_BAD_PAYLOAD. No length may claim more bytes
+ * than remain; this is checked before anything is allocated.
+ *
+ * Decoded binaries of >= 64 KiB (bin, typed arrays when aligned, DataView)
+ * are views over the input buffer (zero copy); smaller ones are copied.
  */
 
 const { types } = require('util');
@@ -634,33 +639,32 @@ function encBigInt(v) {
 
 // depth: the nesting depth v has if it is an object (the top value is 1).
 function encValue(v, depth) {
-  const t = typeof v;
-  if (t === 'string') {
+  if (typeof v === 'string') {
     encString(v);
-  } else if (t === 'number') {
+  } else if (typeof v === 'number') {
     encNumber(v);
-  } else if (t === 'object') {
+  } else if (typeof v === 'object') {
     if (v === null) {
       if (opos + 1 > out.length) grow(1);
       out[opos++] = 0xc0;
     } else {
       encObject(v, depth);
     }
-  } else if (t === 'boolean') {
+  } else if (typeof v === 'boolean') {
     if (opos + 1 > out.length) grow(1);
     out[opos++] = v ? 0xc3 : 0xc2;
-  } else if (t === 'undefined') {
+  } else if (typeof v === 'undefined') {
     if (opos + 3 > out.length) grow(3);
     out[opos] = 0xd4; out[opos + 1] = EXT.UNDEFINED; out[opos + 2] = 0;
     opos += 3;
-  } else if (t === 'bigint') {
+  } else if (typeof v === 'bigint') {
     encBigInt(v);
-  } else if (t === 'function') {
+  } else if (typeof v === 'function') {
     throw new PathError('is a function');
-  } else if (t === 'symbol') {
+  } else if (typeof v === 'symbol') {
     throw new PathError('is a symbol');
   } else {
-    throw new PathError(`is of unsupported type ${t}`);
+    throw new PathError(`is of unsupported type ${typeof v}`);
   }
 }
 
@@ -1055,12 +1059,27 @@ function badPayload(message) {
 // UTF-8 decoding shared by both decoders.
 
 // Cache of short ASCII strings (object keys repeat across messages). Slots
-// are chosen from the length and three sampled bytes; a hit is verified byte
-// by byte, so collisions only cost a miss.
+// are chosen from the length and three sampled bytes; a hit is verified
+// against the slot's copy of the bytes, so collisions only cost a miss.
+// Strings used as object keys are stored in their internalized form, which
+// is what V8's keyed stores look up (a non-internalized key costs a string
+// table lookup on every store).
 const STR_CACHE_BITS = 12;
-const STR_CACHE_MASK = (1 << STR_CACHE_BITS) - 1;
-const strCache = new Array(1 << STR_CACHE_BITS).fill('');
+const STR_CACHE_SIZE = 1 << STR_CACHE_BITS;
+const STR_CACHE_MASK = STR_CACHE_SIZE - 1;
 const SHORT_DECODE = 16;
+const strCache = new Array(STR_CACHE_SIZE).fill('');
+const strCacheLen = new Uint8Array(STR_CACHE_SIZE);              // 0: empty
+const strCacheBytes = new Uint8Array(STR_CACHE_SIZE * SHORT_DECODE);
+const strCacheInterned = new Uint8Array(STR_CACHE_SIZE);
+
+function internalize(s) {
+  if (s === '__proto__') return s;
+  const o = {};
+  o[s] = 0;
+  const k = objectKeys(o)[0];
+  return k === s ? k : s;
+}
 
 function asciiChars(b, p, n) {
   switch (n) {
@@ -1077,20 +1096,31 @@ function asciiChars(b, p, n) {
   }
 }
 
-function decodeShortString(b, p, n) {
+function decodeShortString(b, p, n, isKey) {
   if (n === 0) return '';
   const slot = ((n << 7) ^ b[p] ^ (b[p + n - 1] << 3) ^ (b[p + (n >> 1)] << 5)) & STR_CACHE_MASK;
-  const hit = strCache[slot];
-  if (hit.length === n) {
+  if (strCacheLen[slot] === n) {
+    const base = slot * SHORT_DECODE;
     let j = 0;
-    while (j < n && hit.charCodeAt(j) === b[p + j]) j++;
-    if (j === n) return hit;
+    while (j < n && strCacheBytes[base + j] === b[p + j]) j++;
+    if (j === n) {
+      if (isKey && strCacheInterned[slot] === 0) {
+        strCache[slot] = internalize(strCache[slot]);
+        strCacheInterned[slot] = 1;
+      }
+      return strCache[slot];
+    }
   }
   for (let j = 0; j < n; j++) {
     if (b[p + j] >= 0x80) return decodeUtf8Js(b, p, n);
   }
-  const s = asciiChars(b, p, n);
+  let s = asciiChars(b, p, n);
+  if (isKey) s = internalize(s);
   strCache[slot] = s;
+  strCacheLen[slot] = n;
+  strCacheInterned[slot] = isKey ? 1 : 0;
+  const base = slot * SHORT_DECODE;
+  for (let j = 0; j < n; j++) strCacheBytes[base + j] = b[p + j];
   return s;
 }
 
@@ -1141,8 +1171,8 @@ function decodeLongString(b, p, n) {
   return s;
 }
 
-function decodeString(b, p, n) {
-  return n <= SHORT_DECODE ? decodeShortString(b, p, n) : decodeLongString(b, p, n);
+function decodeString(b, p, n, isKey) {
+  return n <= SHORT_DECODE ? decodeShortString(b, p, n, isKey) : decodeLongString(b, p, n);
 }
 
 // ---------------------------------------------------------------------------
@@ -1301,15 +1331,18 @@ function readStr(n) {
   if (n > send - spos) throw bad(`string length ${n} exceeds the remaining data`);
   const p = spos;
   spos = p + n;
-  return decodeString(src, p, n);
+  return decodeString(src, p, n, false);
 }
 
 function readKey(depth) {
   if (spos < send) {
     const b = src[spos];
     if (b >= 0xa0 && b < 0xc0) {
-      spos++;
-      return readStr(b & 0x1f);
+      const n = b & 0x1f;
+      const p = spos + 1;
+      if (n > send - p) throw bad(`string length ${n} exceeds the remaining data`);
+      spos = p + n;
+      return decodeString(src, p, n, true);
     }
   }
   const k = read(depth);
@@ -1791,7 +1824,7 @@ function decodeJson(buf, start, end) {
   const n = end - start;
   let text;
   if (n <= SHORT_DECODE) {
-    text = decodeShortString(buf, start, n);
+    text = decodeShortString(buf, start, n, false);
   } else {
     text = decodeLongString(buf, start, n);
   }
