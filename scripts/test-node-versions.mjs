@@ -16,6 +16,7 @@ import {fileURLToPath} from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const majors = process.argv.length > 2 ? process.argv.slice(2) : ['22', '24'];
 const cache = path.join(root, 'node_modules', '.cache', 'native-ipc-node');
+const RUN_TIMEOUT = 20 * 60_000;
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 const fail = (message) => {
@@ -68,7 +69,13 @@ for (const major of majors) {
     cwd: root,
     stdio: 'inherit',
     env: {...process.env, PATH: `${path.dirname(binary)}${path.delimiter}${process.env.PATH}`},
+    // A hung test must not hold CI until its own limit: the whole suite gets this long per Node.
+    timeout: RUN_TIMEOUT,
+    killSignal: 'SIGKILL',
   });
+  if (run.error?.code === 'ETIMEDOUT') {
+    console.error(`test:node-versions: the suite under Node ${version} did not finish in ${RUN_TIMEOUT / 60_000} minutes.`);
+  }
   outcomes.push({version, ok: run.status === 0});
 }
 
