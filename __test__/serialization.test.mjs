@@ -1,0 +1,209 @@
+// Every value type through a real child and back, compared with structured clone (advanced) and with
+// JSON.parse(JSON.stringify()) (json); what cannot be sent; hostile payloads.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {isDeepStrictEqual} from 'node:util';
+import {fileURLToPath} from 'node:url';
+import {fork, spawn} from '../index.mjs';
+import {fixture, settle} from './helpers.mjs';
+
+const echo = async (subprocess, value) => {
+  const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(value)]);
+  return reply;
+};
+
+const cyclic = () => {
+  const node = {name: 'root', children: []};
+  node.children.push({parent: node});
+  node.self = node;
+  return node;
+};
+
+const shared = () => {
+  const leaf = {v: 1};
+  return {a: leaf, b: leaf, list: [leaf, leaf]};
+};
+
+const withHoles = () => {
+  // eslint-disable-next-line no-sparse-arrays
+  const array = [1, , 3];
+  array.length = 5;
+  return array;
+};
+
+const errorWithCause = () => {
+  const error = new RangeError('outer', {cause: new TypeError('inner')});
+  return error;
+};
+
+const CASES = {
+  undefined,
+  null: null,
+  booleans: [true, false],
+  numbers: [0, -0, 1, -1, 255, 65_536, 2 ** 31, 2 ** 53 - 1, -(2 ** 53), 0.1, Number.MAX_VALUE, Number.MIN_VALUE, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY],
+  bigints: [0n, 1n, -1n, 2n ** 64n, -(2n ** 200n)],
+  strings: ['', 'ascii', 'é ü ß', '日本語', '😀 emoji', 'lone \uD800 surrogate', '\uDC00 low', 'x'.repeat(100_000)],
+  object: {z: 1, a: 2, nested: {deep: [1, {x: null}]}, 'key with space': true},
+  keyOrder: {b: 1, a: 2, 10: 'n', c: 3},
+  protoKeys: JSON.parse('{"__proto__": {"polluted": true}, "constructor": 1, "prototype": 2}'),
+  arrays: [[], [1, 'two', [3]], withHoles()],
+  date: new Date(1_700_000_000_123),
+  invalidDate: new Date(Number.NaN),
+  regexp: /a+b?c/gimsuy,
+  map: new Map([
+    [1, 'one'],
+    ['k', {v: 2}],
+    [{objectKey: true}, [1]],
+  ]),
+  set: new Set([1, 'two', {three: 3}]),
+  errors: [new Error('plain'), new TypeError('type'), new RangeError('range'), new SyntaxError('syntax'), new ReferenceError('ref'), new EvalError('eval'), new URIError('uri'), errorWithCause()],
+  arrayBuffer: new Uint8Array([1, 2, 3, 250]).buffer,
+  typedArrays: [
+    new Int8Array([-1, 2]),
+    new Uint8Array([1, 255]),
+    new Uint8ClampedArray([0, 255]),
+    new Int16Array([-300, 300]),
+    new Uint16Array([65_535]),
+    new Int32Array([-70_000]),
+    new Uint32Array([4_000_000_000]),
+    new Float32Array([1.5, -2.25]),
+    new Float64Array([Math.PI, -0]),
+    new BigInt64Array([-5n, 2n ** 62n]),
+    new BigUint64Array([2n ** 64n - 1n]),
+  ],
+  subarray: new Uint16Array(new Uint16Array([1, 2, 3, 4]).buffer, 2, 2),
+  dataView: new DataView(new Uint8Array([9, 8, 7, 6]).buffer, 1, 2),
+  boxed: [Object(1), Object('s'), Object(true), Object(5n)],
+  classInstance: new (class Point {
+    constructor() {
+      this.x = 1;
+      this.y = 2;
+    }
+  })(),
+  cyclic: cyclic(),
+  shared: shared(),
+};
+
+for (const [name, value] of Object.entries(CASES)) {
+  test(`advanced: ${name} arrives as structured clone makes it, both ways`, async () => {
+    const subprocess = fork(fixture('echo.mjs'));
+    const reply = await echo(subprocess, value);
+    const expected = structuredClone(value);
+    if (name === 'invalidDate') {
+      // isDeepStrictEqual never finds two invalid dates equal (NaN !== NaN).
+      assert.ok(reply instanceof Date && Number.isNaN(reply.getTime()) && Number.isNaN(expected.getTime()));
+    } else {
+      assert.ok(isDeepStrictEqual(reply, expected), `${name}: got ${String(reply)}`);
+    }
+    subprocess.disconnect();
+    await subprocess;
+  });
+}
+
+test('advanced: the details isDeepStrictEqual does not look at', async () => {
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = [];
+  for (const value of [-0, Buffer.from('buffer'), new Uint8Array([1]), CASES.errors, withHoles(), shared(), cyclic(), CASES.protoKeys, CASES.classInstance, 'a\uD800b']) {
+    replies.push(await echo(subprocess, value));
+  }
+  const [minusZero, buffer, uint8, errors, holes, sharedReply, cycle, proto, point, lone] = replies;
+  assert.ok(Object.is(minusZero, -0));
+  assert.ok(Buffer.isBuffer(buffer));
+  assert.equal(buffer.toString(), 'buffer');
+  assert.ok(!Buffer.isBuffer(uint8) && uint8 instanceof Uint8Array);
+  assert.deepEqual(
+    errors.map((error) => [error.constructor.name, error.name, error.message]),
+    CASES.errors.map((error) => [error.constructor.name, error.name, error.message]),
+  );
+  assert.equal(errors.at(-1).cause.message, 'inner');
+  assert.ok(errors.at(-1).cause instanceof TypeError);
+  assert.equal(typeof errors[0].stack, 'string');
+  assert.equal(holes.length, 5);
+  assert.equal(1 in holes, false);
+  assert.equal(sharedReply.a, sharedReply.b);
+  assert.equal(sharedReply.list[0], sharedReply.a);
+  assert.equal(cycle.self, cycle);
+  assert.equal(cycle.children[0].parent, cycle);
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype);
+  assert.deepEqual(Object.keys(proto), ['__proto__', 'constructor', 'prototype']);
+  assert.equal({}.polluted, undefined);
+  assert.equal(Object.getPrototypeOf(point), Object.prototype);
+  assert.equal(lone, 'a\uD800b');
+  subprocess.disconnect();
+  await subprocess;
+});
+
+test('json: every case arrives as JSON.parse(JSON.stringify()) makes it', async () => {
+  const subprocess = fork(fixture('echo.mjs'), [], {serialization: 'json'});
+  const jsonable = {
+    ...CASES,
+    undefined: undefined,
+    bigints: undefined,
+    boxed: [Object(1), Object('s'), Object(true)],
+    cyclic: undefined,
+    toJSON: {toJSON: () => 'custom'},
+    dateString: new Date(0),
+  };
+  for (const [name, value] of Object.entries(jsonable)) {
+    if (value === undefined || name === 'typedArrays') {
+      continue;
+    }
+    const reply = await echo(subprocess, value);
+    assert.deepEqual(reply, JSON.parse(JSON.stringify(value)), name);
+  }
+  subprocess.disconnect();
+  await subprocess;
+});
+
+test('json: cycles and BigInt are refused, like JSON.stringify', async () => {
+  for (const value of [cyclic(), {n: 1n}]) {
+    const subprocess = fork(fixture('echo.mjs'), [], {serialization: 'json'});
+    await assert.rejects(subprocess.sendMessage(value), {
+      code: 'ERR_IPC_UNSERIALIZABLE',
+      message: /sendMessage\(\)'s argument type is invalid: the message cannot be serialized/,
+    });
+    await subprocess;
+  }
+});
+
+test('advanced: what structured clone refuses is refused with the path of the offending value', async () => {
+  const cases = [
+    [{jobs: [{}, {}, {run() {}}]}, /message\.jobs\[2\]\.run is a function/],
+    [Symbol('s'), /message is a symbol/],
+    [{p: Promise.resolve()}, /message\.p is a Promise/],
+    [{w: new WeakMap()}, /message\.w is a WeakMap/],
+    [{['odd key']: () => {}}, /message\["odd key"\] is a function/],
+  ];
+  for (const [value, pattern] of cases) {
+    const subprocess = fork(fixture('echo.mjs'));
+    await assert.rejects(subprocess.sendMessage(value), (error) => {
+      assert.equal(error.code, 'ERR_IPC_UNSERIALIZABLE');
+      assert.match(error.cause.message, pattern);
+      return true;
+    });
+    const {ipcOutput} = await subprocess;
+    assert.deepEqual(ipcOutput, []);
+  }
+});
+
+for (const [name, hex, pattern] of [
+  // MESSAGE frame whose payload is fixext1 with an unknown extension type 99.
+  ['an unknown extension type', '0300000002d46300', /extension|ext/i],
+  // MESSAGE frame: ext8 of type BIGINT (2) claiming 200 bytes but carrying 1.
+  ['a truncated extension payload', '0400000002c7c80201', /ERR_IPC_BAD_PAYLOAD|truncated|past the end|length/i],
+  // MESSAGE frame: array32 claiming 4 billion elements in 5 bytes.
+  ['an array header claiming 4 billion elements', '0500000002ddffffffff', /array|length|elements/i],
+]) {
+  test(`a peer's ${name} closes the channel with a clear error and allocates nothing of that size`, async () => {
+    const subprocess = spawn(process.execPath, [fileURLToPath(fixture('raw-peer.cjs')), hex], {ipc: true, stdio: 'inherit'});
+    const before = process.memoryUsage().rss;
+    await assert.rejects(subprocess.getOneMessage(), (error) => {
+      assert.match(error.message, /^The IPC channel with the subprocess failed: /);
+      assert.match(`${error.message} ${error.cause?.code}`, pattern);
+      return true;
+    });
+    assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024);
+    const {ok} = await settle(subprocess);
+    assert.equal(ok, false);
+  });
+}
