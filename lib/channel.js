@@ -20,8 +20,9 @@ const KIND_HANDLE = 6;
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
 const FLUSH_BYTES = 64 * 1024;
-// The coalescing buffer is shrunk back after a message larger than this went through it.
-const KEEP_WRITER_BYTES = 1024 * 1024;
+// The coalescing buffer is kept for reuse up to this size (fresh memory costs page faults on every
+// large message); a larger one is dropped once flushed.
+const KEEP_WRITER_BYTES = 32 * 1024 * 1024;
 
 const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 // Bytes sent but not yet taken by the kernel past which new sends are refused (ERR_IPC_QUEUE_FULL).

@@ -17,7 +17,8 @@
  *   number            integer (and not -0) in [-2^31, 2^32): the smallest
  *                     int/uint format; anything else float 64 (cb)
  *   string            well-formed: str (fixstr/str8/16/32, UTF-8)
- *                     ill-formed (lone surrogates): ext 3 STRING16
+ *                     ill-formed (lone surrogates), or long (>= 4096 units)
+ *                     and not pure ASCII: ext 3 STRING16
  *   bigint            ext 2 BIGINT
  *   plain object      map, str keys (own enumerable string keys, in order)
  *   dense array       array (named non-index properties are not carried)
@@ -571,11 +572,18 @@ function strHeaderSize(n) {
 }
 
 function encLongString(s) {
+  const len = s.length;
+  // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
+  // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
+  // surrogates. ASCII stays UTF-8 (one byte per character, decoded as a plain copy).
+  if (len >= 4096 && Buffer.byteLength(s, 'utf8') !== len) {
+    encString16(s);
+    return;
+  }
   if (!s.isWellFormed()) {
     encString16(s);
     return;
   }
-  const len = s.length;
   // Moderate strings: reserve the worst case (3 bytes per unit). Long ones:
   // reserve for mostly-ASCII text and let utf8Write tell us if that was
   // enough (it only writes whole characters, so if 4 bytes of room are left
@@ -1723,33 +1731,62 @@ function checkRange(buf, start, end) {
 }
 
 function decodeAdvanced(buf, start, end) {
-  buf = toBuffer(buf);
-  checkRange(buf, start, end);
+  if (!(buf instanceof Buffer)) buf = toBuffer(buf);
+  // Fast range check; anything unusual (non-integers, NaN) goes to checkRange.
+  if (!(typeof start === 'number' && typeof end === 'number' && (start | 0) === start &&
+        (end | 0) === end && start >= 0 && end >= start && end <= buf.length)) {
+    checkRange(buf, start, end);
+  }
+  if (src !== EMPTY) return decodeNested(buf, start, end);
+  // Top level (the usual case): the decoder state is idle, nothing to save.
+  src = buf; spos = start; send = end; sbase = start;
+  let v;
+  try {
+    v = read(1);
+    if (spos !== end) throw bad('trailing bytes after the value');
+  } catch (e) {
+    decodeReset();
+    throw publicDecodeError(e);
+  }
+  decodeReset();
+  return v;
+}
+
+// Returns the decoder to its idle state, dropping the references it holds.
+function decodeReset() {
+  const n = nRefs;
+  if (n > 4096) {
+    dRefs = [];
+  } else {
+    for (let i = 0; i < n; i++) dRefs[i] = undefined;
+  }
+  nRefs = 0;
+  src = EMPTY; spos = 0; send = 0; sbase = 0;
+  srcView = null; srcFloats = 0;
+}
+
+function publicDecodeError(e) {
+  if (e !== null && typeof e === 'object' && e.code === 'ERR_IPC_BAD_PAYLOAD') return e;
+  if (isStackOverflow(e)) return badPayload('value nested too deeply (the JavaScript stack was exhausted)');
+  return badPayload(e instanceof Error ? e.message : String(e));
+}
+
+// decodeAdvanced() while a decode is under way (decoding runs no user code,
+// so this is defensive): save the whole state, decode, restore.
+function decodeNested(buf, start, end) {
   const sSrc = src, sPos = spos, sEnd = send, sBase = sbase, sRefs = dRefs, sN = nRefs;
   const sView = srcView, sFloats = srcFloats;
-  srcView = null;
-  srcFloats = 0;
-  const outer = sSrc !== EMPTY;
-  if (outer) { dRefs = []; nRefs = 0; }
+  dRefs = []; nRefs = 0;
+  srcView = null; srcFloats = 0;
   src = buf; spos = start; send = end; sbase = start;
   try {
     const v = read(1);
     if (spos !== end) throw bad('trailing bytes after the value');
     return v;
   } catch (e) {
-    if (e !== null && typeof e === 'object' && e.code === 'ERR_IPC_BAD_PAYLOAD') throw e;
-    if (isStackOverflow(e)) throw badPayload('value nested too deeply (the JavaScript stack was exhausted)');
-    throw badPayload(e instanceof Error ? e.message : String(e));
+    throw publicDecodeError(e);
   } finally {
-    if (nRefs > 4096) {
-      dRefs = [];
-    } else {
-      for (let i = 0; i < nRefs; i++) dRefs[i] = undefined;
-    }
-    nRefs = 0;
-    if (outer) {
-      dRefs = sRefs; nRefs = sN;
-    }
+    dRefs = sRefs; nRefs = sN;
     src = sSrc; spos = sPos; send = sEnd; sbase = sBase;
     srcView = sView; srcFloats = sFloats;
   }

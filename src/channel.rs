@@ -28,6 +28,8 @@ use crate::uv;
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read in one poll callback before handing them to JS, so one fast peer cannot starve the loop.
 const READ_BUDGET: usize = 4 * 1024 * 1024;
+/// Capacity of the write queue kept after it drained.
+const KEEP_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// A batch up to this size is copied into a V8-owned Buffer (cheaper than an external one with a finalizer);
 /// larger ones are handed over without copying.
 const COPY_BATCH_MAX: usize = 64 * 1024;
@@ -353,8 +355,10 @@ impl State {
     if self.out_start == self.outq.len() {
       self.outq.clear();
       self.out_start = 0;
-      if self.outq.capacity() > 4 * READ_CHUNK {
-        self.outq.shrink_to(READ_CHUNK);
+      // Kept for reuse up to KEEP_QUEUE_BYTES: fresh memory costs a page fault per 4 KiB on every
+      // large message.
+      if self.outq.capacity() > KEEP_QUEUE_BYTES {
+        self.outq = Vec::with_capacity(READ_CHUNK);
       }
     } else if self.out_start > self.outq.len() / 2 {
       self.outq.drain(..self.out_start);
