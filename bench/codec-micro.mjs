@@ -1,6 +1,8 @@
 // Micro-benchmark of lib/codec.js against JSON and v8.serialize, same run.
 //
-//   node bench/codec-micro.mjs [--quick] [--json-buffer]
+//   node bench/codec-micro.mjs [--quick] [--json-buffer] [--batch]
+//
+// --batch: only the small shape, single and in the batch flow (below).
 //
 // For each shape it prints ns/op (best of several timed rounds, which is the
 // most stable figure on a shared machine) for:
@@ -44,7 +46,7 @@ function kib1Object() {
 }
 
 const cases = [
-  ['small {k,i,payload}', { k: 't', i: 123, payload: 'hello world' }],
+  ['small {k,i,payload}', { k: 't', i: 12345, payload: 'hello world' }],
   ['1 KiB object', kib1Object()],
   ['100 numbers', Array.from({ length: 100 }, (_, i) => (i % 2 ? i * 0.5 + 0.25 : i * 1000))],
   ['16 MiB Buffer', Buffer.alloc(16 * 1024 * 1024, 0x61)],
@@ -106,7 +108,9 @@ console.log(`node ${process.version}, ${process.arch}; ns/op, best of rounds${QU
 const header = ['shape', 'op', 'advanced', 'json', 'JSON', 'v8', 'JSON/adv', 'v8/adv', 'size adv/json/v8'];
 const rows = [header];
 
-for (const [name, value] of cases) {
+const ONLY_BATCH = args.has('--batch');
+
+for (const [name, value] of ONLY_BATCH ? cases.slice(0, 1) : cases) {
   const isBuffer = Buffer.isBuffer(value);
 
   writer.pos = 0;
@@ -139,6 +143,41 @@ for (const [name, value] of cases) {
     rows.push([op === 'encode' ? name : '', op, fmt(r.advanced), fmt(r.json), fmt(r.JSON), fmt(r.v8),
       ratio(r.JSON, r.advanced), ratio(r.v8, r.advanced), op === 'encode' ? sizes : '']);
   }
+}
+
+// Batch flow: what a receiving child does. BATCH small messages are encoded
+// back to back into one Buffer (as a 64 KiB read from the pipe would hold
+// them) and decoded one after the other with increasing offsets; the
+// messages are kept alive for the whole batch, as a real consumer would keep
+// them for a while, so the time includes the garbage collection they cause.
+// Encode: BATCH messages (distinct objects) into one Writer, back to back.
+{
+  const BATCH = 1000;
+  const msgs = Array.from({ length: BATCH }, (_, i) => ({ k: 't', i: 12345 + i, payload: 'hello world' }));
+  const bw = new codec.Writer();
+  const offs = new Array(BATCH + 1);
+  bw.pos = 0;
+  offs[0] = 0;
+  for (let i = 0; i < BATCH; i++) { codec.encodeAdvanced(bw, msgs[i]); offs[i + 1] = bw.pos; }
+  const batch = Buffer.from(bw.buf.subarray(0, bw.pos));
+  const jw = new codec.Writer();
+  const joffs = new Array(BATCH + 1);
+  joffs[0] = 0;
+  for (let i = 0; i < BATCH; i++) { codec.encodeJson(jw, msgs[i]); joffs[i + 1] = jw.pos; }
+  const jbatch = Buffer.from(jw.buf.subarray(0, jw.pos));
+  const keep = new Array(BATCH);
+  const [eAdv, eJson] = measureAll([
+    () => { bw.pos = 0; for (let i = 0; i < BATCH; i++) codec.encodeAdvanced(bw, msgs[i]); },
+    () => { jw.pos = 0; for (let i = 0; i < BATCH; i++) codec.encodeJson(jw, msgs[i]); },
+  ]);
+  const [dAdv, dJson] = measureAll([
+    () => { for (let i = 0; i < BATCH; i++) keep[i] = codec.decodeAdvanced(batch, offs[i], offs[i + 1]); },
+    () => { for (let i = 0; i < BATCH; i++) keep[i] = codec.decodeJson(jbatch, joffs[i], joffs[i + 1]); },
+  ]);
+  sink += keep.length;
+  const name = `batch ${BATCH}x small`;
+  rows.push([name, 'encode', fmt(eAdv / BATCH), fmt(eJson / BATCH), 'n/a', 'n/a', 'n/a', 'n/a', `${batch.length}/${jbatch.length}/n/a`]);
+  rows.push(['', 'decode', fmt(dAdv / BATCH), fmt(dJson / BATCH), 'n/a', 'n/a', 'n/a', 'n/a', '']);
 }
 
 const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));

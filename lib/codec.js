@@ -77,7 +77,9 @@
  */
 
 const { types } = require('util');
-const { isUtf8, isAscii, constants: bufferConstants } = require('buffer');
+// Buffer is taken from the module: the global `Buffer` is an accessor property,
+// which costs a getter call on every use.
+const { Buffer, isUtf8, isAscii, constants: bufferConstants } = require('buffer');
 const os = require('os');
 
 const MAX_DEPTH = 10000;
@@ -1358,19 +1360,61 @@ function readKey(depth) {
   return k;
 }
 
+// The first MAP_UNROLL properties are stored by separate statements: each
+// `obj[k] = v` has its own inline cache, so when messages tend to put the
+// same key at the same position (the usual case: a handful of message
+// shapes) each store stays monomorphic or polymorphic with cached
+// transitions. One shared store in a loop sees every key of every shape
+// and goes megamorphic, which costs ~4x as much per property.
+const MAP_UNROLL = 8;
+
+function defineOwn(obj, k, v) {
+  defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
 function readMap(n, depth) {
   if (depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
   if (n > (send - spos) >>> 1) throw bad(`map of ${n} entries exceeds the remaining data`);
   const obj = {};
   register(obj);
-  for (let i = 0; i < n; i++) {
-    const k = readKey(depth + 1);
-    const v = read(depth + 1);
-    if (k === '__proto__') {
-      defineProperty(obj, k, { value: v, writable: true, enumerable: true, configurable: true });
-    } else {
-      obj[k] = v;
-    }
+  const d = depth + 1;
+  let k, v;
+  if (n === 0) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 1) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 2) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 3) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 4) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 5) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 6) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  if (n === 7) return obj;
+  k = readKey(d);
+  v = read(d);
+  if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
+  for (let i = MAP_UNROLL; i < n; i++) {
+    k = readKey(d);
+    v = read(d);
+    if (k === '__proto__') defineOwn(obj, k, v); else obj[k] = v;
   }
   return obj;
 }
