@@ -717,15 +717,17 @@ function encObject(v, depth) {
 
 // Own enumerable string-keyed properties, in property order (for-in visits
 // exactly those plus inherited enumerable ones, which hasOwnProperty drops).
+// One pass: a fixmap header is reserved and rewritten once the count is
+// known (moving the entries in the rare case of 16 or more). for-in takes
+// its list of keys when it starts: properties that a getter adds are not
+// visited, ones that a getter deletes before their turn are skipped.
 function encPlain(v, depth) {
-  let count = 0;
-  for (const k in v) if (hasOwnProperty.call(v, k)) count++;
+  if (opos + 1 > out.length) grow(1);
   const h = opos;
-  mapHeader(count);
+  opos = h + 1;
   let written = 0;
   for (const k in v) {
     if (!hasOwnProperty.call(v, k)) continue;
-    if (written === count) break;          // a getter added properties
     encString(k);
     try {
       encValue(v[k], depth + 1);
@@ -734,14 +736,17 @@ function encPlain(v, depth) {
     }
     written++;
   }
-  if (written !== count) fixHeaderCount(h, count, written, 0x80, 0xde, 0xdf);
+  if (written < 16) out[h] = 0x80 | written;
+  else fixHeaderCount(h, 0, written, 0x80, 0xde, 0xdf);
 }
 
-// A getter removed properties while we were writing: rewrite the header.
+// The count differs from the one the header was written with: rewrite the
+// header, moving what follows it if its size changes.
 function fixHeaderCount(h, guessed, actual, fix, c16, c32) {
   const hsOld = guessed < 16 ? 1 : guessed < 0x10000 ? 3 : 5;
   const hsNew = actual < 16 ? 1 : actual < 0x10000 ? 3 : 5;
   const end = opos;
+  if (hsNew > hsOld && end + hsNew - hsOld > out.length) grow(hsNew - hsOld);
   if (hsNew !== hsOld) out.copyWithin(h + hsNew, h + hsOld, end);
   opos = h;
   containerHeader(actual, fix, c16, c32);
