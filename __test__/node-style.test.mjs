@@ -220,3 +220,21 @@ test('Bun-style: the ipc(message, subprocess) option is called for each message 
   assert.deepEqual(ipcOutput, seen);
   assert.equal(self, subprocess);
 });
+
+test('a handle sent to a peer that exits without taking it is closed, not leaked', async () => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect(server.address().port, '127.0.0.1');
+  const [[accepted]] = await Promise.all([once(server, 'connection'), once(client, 'connect')]);
+  const ended = once(accepted, 'end');
+  accepted.resume();
+  // idle.mjs never listens and exits: the descriptor it received (or that was in flight) must go with it,
+  // so the other end of the connection sees it closed.
+  const subprocess = fork(fixture('idle.mjs'));
+  await new Promise((resolve, reject) => subprocess.send('take this', client, (error) => (error ? reject(error) : resolve())));
+  const {exitCode} = await subprocess;
+  assert.equal(exitCode, 0);
+  await ended;
+  server.close();
+});

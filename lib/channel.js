@@ -6,7 +6,7 @@
 // *when* JS wants the loop kept alive (`updateRef`).
 
 const {openChannel, closeFd} = require('./native.js');
-const {reviveHandle, closeHandle} = require('./handles.js');
+const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
 
@@ -433,7 +433,9 @@ class Channel {
           this.fail(error);
           return;
         }
-        this.receive(value, 0, false, reviveHandle(frames[start], fd));
+        // The descriptor becomes an object only when a listener takes it: a live socket or server would
+        // keep this process alive, so one nobody takes is closed as a bare descriptor.
+        this.receive(value, 0, false, {type: frames[start], fd});
       } else if (kind === KIND_ACK) {
         this.onAck(frames.readUInt32LE(start), frames[start + 4] === 1);
       } else if (kind === KIND_CANCEL) {
@@ -524,14 +526,14 @@ class Channel {
         }
         if (!listening) {
           if (handle !== undefined) {
-            closeHandle(handle);
+            dropHandle(handle);
           }
           continue;
         }
         if (this.emitterCount > 0) {
-          this.emitMessage(value, handle);
+          this.emitMessage(value, handle === undefined ? undefined : reviveHandle(handle));
         } else if (handle !== undefined) {
-          closeHandle(handle);
+          dropHandle(handle);
         }
         const iterators = this.iteratorList;
         for (let i = 0; i < iterators.length; i++) {

@@ -5,6 +5,7 @@
 
 const net = require('node:net');
 const {describe, fail} = require('./validate.js');
+const {closeFd} = require('./native.js');
 
 const HANDLE_SERVER = 1;
 const HANDLE_SOCKET = 2;
@@ -31,8 +32,8 @@ const describeHandle = (call, handle) => {
   return {type, fd};
 };
 
-/** Rebuilds a received handle; the descriptor is owned by the returned object. */
-const reviveHandle = (type, fd) => {
+/** Rebuilds a received handle (`{type, fd}`); the descriptor is owned by the returned object. */
+const reviveHandle = ({type, fd}) => {
   if (type === HANDLE_SERVER) {
     const server = net.createServer();
     server.listen({fd});
@@ -41,13 +42,9 @@ const reviveHandle = (type, fd) => {
   return new net.Socket({fd, readable: true, writable: true});
 };
 
-/** Releases a handle nobody received. */
-const closeHandle = (handle) => {
-  if (handle instanceof net.Server) {
-    handle.close();
-  } else {
-    handle.destroy();
-  }
+/** Closes a received handle nobody took. */
+const dropHandle = ({fd}) => {
+  closeFd(fd);
 };
 
-module.exports = {describeHandle, reviveHandle, closeHandle, HANDLE_SERVER, HANDLE_SOCKET};
+module.exports = {describeHandle, reviveHandle, dropHandle, HANDLE_SERVER, HANDLE_SOCKET};

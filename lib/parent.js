@@ -18,7 +18,7 @@ const {validateCancelOptions, watchCancel} = require('./cancel.js');
 const {buildResult, renderMessage, escapeLine} = require('./result.js');
 const validate = require('./validate.js');
 const {nodeSend} = require('./node-style.js');
-const {closeHandle} = require('./handles.js');
+const {reviveHandle, dropHandle} = require('./handles.js');
 
 const PRELOAD = path.join(__dirname, 'preload.js');
 const OWN_OPTIONS = [
@@ -273,9 +273,9 @@ const decorate = (child, channel, settings, command, userOptions) => {
         settings.ipcCallback(message, child);
       }
       if (child.listenerCount('message') > 0) {
-        child.emit('message', message, handle);
+        child.emit('message', message, handle === undefined ? undefined : reviveHandle(handle));
       } else if (handle !== undefined) {
-        closeHandle(handle);
+        dropHandle(handle);
       }
     };
   }
