@@ -430,7 +430,9 @@ impl State {
           unsafe { self.inbuf.set_len(self.inbuf.len() + n) };
           self.scan()?;
           budget = budget.saturating_sub(n);
-          if budget == 0 {
+          // A short read emptied the socket: asking again would only return EAGAIN, one wasted system
+          // call per wake-up (the poll is level-triggered, so anything arriving later wakes it again).
+          if budget == 0 || n < want {
             return Ok(None);
           }
         }
