@@ -10,3 +10,6 @@ mod error;
 pub mod framing;
 mod transport;
 mod uv;
+
+#[cfg(test)]
+mod fuzz_tests;
