@@ -105,3 +105,12 @@ test('R37: 100 concurrent strict sends all succeed, in order', async () => {
   const {ipcOutput} = await subprocess;
   assert.deepEqual(ipcOutput, [Array.from({length: 100}, (_, i) => i)]);
 });
+
+test('regression R24: a reply that arrives in the same read as the ack of a strict send is held for the next receive', async () => {
+  for (let i = 0; i < 20; i++) {
+    const subprocess = fork(fixture('s-reply-in-filter.mjs'));
+    await subprocess.sendMessage(i, {strict: true});
+    assert.deepEqual(await subprocess.getOneMessage(), {reply: i});
+    await subprocess;
+  }
+});

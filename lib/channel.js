@@ -65,6 +65,8 @@ class Channel {
     this.flushBound = () => this.flush();
     this.nextStrictId = 1;
     this.strictWaits = new Map();
+    // An acknowledgement was read in the batch being processed (see onEvent).
+    this.justAcked = false;
 
     // Receiving: messages wait in `queue` until the receivers may have them (see `drain`).
     this.queue = [];
@@ -373,6 +375,12 @@ class Channel {
     if (frames !== undefined) {
       this.readFrames(frames);
     }
+    if (this.justAcked) {
+      // Strict sends answered in this batch counted as in flight for the frames after their ack; their
+      // continuations run before the held messages go out (releaseHold waits a macrotask).
+      this.justAcked = false;
+      this.releaseHold();
+    }
     if (written > this.written) {
       this.settleSends(written);
     }
@@ -412,7 +420,7 @@ class Channel {
             for (let i = 0; i < iterators.length; i++) {
               iterators[i].push(value);
             }
-          } else if (this.connected && (this.sending || this.strictWaits.size > 0)) {
+          } else if (this.connected && (this.sending || this.strictWaits.size > 0 || this.justAcked)) {
             this.enqueue(value, 0, false, undefined);
           }
         } else {
@@ -475,6 +483,7 @@ class Channel {
       return;
     }
     this.strictWaits.delete(id);
+    this.justAcked = true;
     this.removeRef();
     if (listening) {
       wait.resolve();
@@ -504,7 +513,7 @@ class Channel {
     try {
       while (this.queueHead < this.queue.length) {
         const listening = this.listenerCount > 0;
-        if (!listening && this.connected && (this.sending || this.strictWaits.size > 0)) {
+        if (!listening && this.connected && (this.sending || this.strictWaits.size > 0 || this.justAcked)) {
           const head = this.queueAcks[this.queueHead];
           if (head !== 0 && !head.senderListening && this.strictWaits.size > 0) {
             // Both sides wait for the other to acknowledge, and neither listens (execa R16).
