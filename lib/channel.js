@@ -341,6 +341,13 @@ class Channel {
     return promise;
   }
 
+  /** Reads what the socket holds now; used when the peer is known to have exited. */
+  readNow() {
+    if (!this.closed) {
+      this.native.readNow();
+    }
+  }
+
   /** Bytes waiting for the kernel, for the Node-style `send()` return value. */
   get queuedBytes() {
     return this.writer.pos + (this.closed ? 0 : this.native.queued);
@@ -539,8 +546,13 @@ class Channel {
           }
           continue;
         }
+        let listenerError;
         if (this.emitterCount > 0) {
-          this.emitMessage(value, handle === undefined ? undefined : reviveHandle(handle));
+          try {
+            this.emitMessage(value, handle === undefined ? undefined : reviveHandle(handle));
+          } catch (error) {
+            listenerError = {error};
+          }
         } else if (handle !== undefined) {
           dropHandle(handle);
         }
@@ -548,7 +560,15 @@ class Channel {
         for (let i = 0; i < iterators.length; i++) {
           iterators[i].push(value);
         }
-        if (this.waiters.size > 0 && this.resolveWaiters(value) && this.queueHead < this.queue.length) {
+        const resolvedOne = this.waiters.size > 0 && this.resolveWaiters(value);
+        if (listenerError !== undefined) {
+          // A throwing 'message' listener is an uncaught exception, as with Node, but it must not stall
+          // the queue: it surfaces on the next tick, and the next message waits until it has.
+          process.nextTick(() => {
+            throw listenerError.error;
+          });
+        }
+        if ((resolvedOne || listenerError !== undefined) && this.queueHead < this.queue.length) {
           this.paused = true;
           setImmediate(this.resumeBound);
           return;

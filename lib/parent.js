@@ -255,7 +255,26 @@ const decorate = (child, channel, settings, command, userOptions) => {
     Object.defineProperty(channel, 'collectorListens', {
       get: () => settings.buffer || child.listenerCount('message') > 0,
     });
-    channel.endCallbacks.push(() => process.nextTick(() => child.emit('disconnect')));
+    let disconnectEmitted = false;
+    const emitDisconnect = () => {
+      if (!disconnectEmitted) {
+        disconnectEmitted = true;
+        child.emit('disconnect');
+      }
+    };
+    channel.endCallbacks.push(() => process.nextTick(emitDisconnect));
+    // The child's last messages and the channel's end come before 'exit', as with Node's channel: once
+    // the child is gone everything it sent is in the socket, so it is read before 'exit' is emitted.
+    const nodeEmit = child.emit;
+    child.emit = function (name, ...args) {
+      if (name === 'exit') {
+        channel.readNow();
+        if (channel.ended) {
+          emitDisconnect();
+        }
+      }
+      return nodeEmit.call(this, name, ...args);
+    };
     channel.collector = (message, handle) => {
       if (settings.buffer && maxBufferError === undefined) {
         if (ipcOutput.length === settings.maxBuffer) {
@@ -269,13 +288,21 @@ const decorate = (child, channel, settings, command, userOptions) => {
       if (settings.verbose === 'full') {
         printVerbose(child.pid, message);
       }
-      if (settings.ipcCallback !== undefined) {
-        settings.ipcCallback(message, child);
-      }
-      if (child.listenerCount('message') > 0) {
-        child.emit('message', message, handle === undefined ? undefined : reviveHandle(handle));
-      } else if (handle !== undefined) {
-        dropHandle(handle);
+      // User callbacks that throw become uncaught exceptions, as with Node, without losing the rest of
+      // the batch being read.
+      try {
+        if (settings.ipcCallback !== undefined) {
+          settings.ipcCallback(message, child);
+        }
+        if (child.listenerCount('message') > 0) {
+          child.emit('message', message, handle === undefined ? undefined : reviveHandle(handle));
+        } else if (handle !== undefined) {
+          dropHandle(handle);
+        }
+      } catch (error) {
+        process.nextTick(() => {
+          throw error;
+        });
       }
     };
   }

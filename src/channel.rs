@@ -264,6 +264,24 @@ impl NativeChannel {
     Ok(s.written_by_js())
   }
 
+  /// Reads and delivers, now, whatever the socket holds (through the callback, before returning). The
+  /// parent calls it when the child has exited, so that the child's last messages and the channel's end
+  /// come before Node's 'exit' event.
+  #[napi]
+  pub fn read_now(&self) {
+    if self.state.borrow().done {
+      return;
+    }
+    let delivery = self.state.borrow_mut().service(0, uv::READABLE);
+    let ended = delivery.end.is_some();
+    if delivery.frames.is_some() || !delivery.fds.is_empty() || delivery.written || ended {
+      deliver(&self.state, delivery);
+    }
+    if ended {
+      finish(&self.state);
+    }
+  }
+
   /// Bytes given to `write` that the kernel has not taken yet.
   #[napi(getter)]
   pub fn queued(&self) -> f64 {
