@@ -142,7 +142,6 @@ test('F39: a bogus inherited channel (closed fd, regular file, /dev/null, unknow
 
 test(
   'F39: a malformed NATIVE_IPC_CHANNEL value is named as such in the error',
-  {todo: "lib/child.js adopt() splits the variable without checking it: 'garbage' passes an undefined serialization to openChannel, and the cause reads 'Failed to convert JavaScript value `Undefined` into rust type `String`'"},
   () => {
     const script = `import('${new URL('../index.mjs', import.meta.url)}').then(({sendMessage}) => {
       try { sendMessage('x'); } catch (error) { process.stdout.write(String(error.cause?.message)); }

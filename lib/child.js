@@ -31,7 +31,14 @@ const adopt = () => {
     return undefined;
   }
   delete process.env[ENV_NAME];
-  const [fdText, serialization, maxText] = spec.split(':');
+  const match = /^(\d+):(\w+):(\d+)$/.exec(spec);
+  if (match === null) {
+    adoptError = new Error(
+      `The ${ENV_NAME} environment variable is malformed: ${JSON.stringify(spec)}; a parent that opens a channel sets it to <fd>:<advanced|json>:<maxMessageSize>.`,
+    );
+    return undefined;
+  }
+  const [, fdText, serialization, maxText] = match;
   const fd = Number(fdText);
   try {
     channel = new Channel(fd, {serialization, maxMessageSize: Number(maxText), isParent: false});
