@@ -117,8 +117,8 @@ class Channel {
   }
 
   open(fd) {
-    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end, fds) =>
-      this.onEvent(frames, written, end, fds),
+    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end, fds, endCode) =>
+      this.onEvent(frames, written, end, fds, endCode),
     );
   }
 
@@ -373,7 +373,7 @@ class Channel {
 
   // ---- receiving ----
 
-  onEvent(frames, written, end, fds) {
+  onEvent(frames, written, end, fds, endCode) {
     if (fds !== undefined) {
       this.inFds.push(...fds);
     }
@@ -392,7 +392,13 @@ class Channel {
       this.settleSends(written);
     }
     if (end !== undefined) {
-      this.onNativeEnd(end === '' ? undefined : errors.makeError(end, {code: 'ERR_IPC_BAD_FRAME'}));
+      if (endCode === 'ERR_IPC_TRUNCATED') {
+        // The peer died in the middle of a frame: for pending calls it exited; the result says what was cut.
+        this.resultError = errors.channelBroken(this.other, errors.makeError(end, {code: endCode}));
+        this.onNativeEnd(undefined);
+      } else {
+        this.onNativeEnd(end === '' ? undefined : errors.makeError(end, {code: endCode}));
+      }
     }
   }
 
@@ -764,7 +770,7 @@ class Channel {
   /** Calls `listener(error)` once the socket is closed and every message was emitted. */
   onClosed(listener) {
     if (this.notified) {
-      listener(this.endError);
+      listener(this.endError ?? this.resultError);
     } else {
       this.closeListeners.push(listener);
     }
@@ -776,7 +782,7 @@ class Channel {
     }
     this.notified = true;
     for (const listener of this.closeListeners.splice(0)) {
-      listener(this.endError);
+      listener(this.endError ?? this.resultError);
     }
   }
 

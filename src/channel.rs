@@ -20,7 +20,7 @@ use napi::Result;
 use napi_derive::napi;
 
 use crate::error::ChannelError;
-use crate::framing::{self, Serialization, Splitter};
+use crate::framing::{self, FrameError, Serialization, Splitter};
 use crate::transport::{self, Read};
 use crate::uv;
 
@@ -82,6 +82,9 @@ struct Delivery {
 
 enum End {
   Eof,
+  /// End of file in the middle of a frame: the peer died while sending. Pending calls see the peer's
+  /// exit; the message explains what was cut.
+  Truncated(String),
   Failed(String),
 }
 
@@ -385,6 +388,15 @@ impl State {
     Ok(progressed)
   }
 
+  /// Forgets the queued output after the peer went away (its sends are rejected in JS at the end).
+  fn drop_output(&mut self) {
+    self.outq.clear();
+    self.out_start = 0;
+    for (_, fd) in self.fd_marks.drain(..) {
+      transport::close(fd);
+    }
+  }
+
   /// Closes every descriptor still held for sending or for JS.
   fn close_held_fds(&mut self) {
     for (_, fd) in self.fd_marks.drain(..) {
@@ -455,6 +467,13 @@ impl State {
           }
         }
         Read::WouldBlock => return Ok(None),
+        Read::Eof if self.inbuf.len() > self.scanned => {
+          // The peer left in the middle of a frame: that is a broken frame, not a clean end.
+          return Err(ChannelError::Frame(FrameError::Truncated {
+            got: (self.inbuf.len() - self.scanned) as u64,
+            total: self.pending_frame.map(|t| t as u64),
+          }));
+        }
         Read::Eof => return Ok(Some(End::Eof)),
       }
     }
@@ -498,35 +517,37 @@ impl State {
       // as a failed poll. Whatever the peer sent before that is still read; then the channel ends.
       out.end = match self.read_available() {
         Ok(_) => Some(End::Eof),
-        Err(e) if e.is_peer_gone() => Some(End::Eof),
-        Err(e) => Some(End::Failed(format!(
-          "polling the channel failed ({}): {e}",
-          uv::strerror(status)
-        ))),
+        Err(e) => Some(end_of(e)),
       };
       out.frames = self.take_frames();
       out.fds = std::mem::take(&mut self.in_fds);
       self.done = true;
       return out;
     }
+    let mut write_died = false;
     if events & uv::WRITABLE != 0 {
       match self.flush() {
         Ok(progressed) => out.written = progressed,
-        Err(e) if e.is_peer_gone() => out.end = Some(End::Eof),
+        Err(e) if e.is_peer_gone() => {
+          // The peer is gone: nothing more can be written, but what it sent before leaving is still
+          // in the socket and is read below, up to the end of file.
+          self.drop_output();
+          write_died = true;
+        }
         Err(e) => out.end = Some(End::Failed(e.to_string())),
       }
     }
-    if out.end.is_none() && events & uv::READABLE != 0 {
+    if out.end.is_none() && (events & uv::READABLE != 0 || write_died) {
       match self.read_available() {
         Ok(end) => out.end = end,
-        Err(e) => out.end = Some(End::Failed(e.to_string())),
+        Err(e) => out.end = Some(end_of(e)),
       }
     }
     if out.end.is_none() && self.closing && self.out_start == self.outq.len() {
       // A graceful close waited for the queue; it is empty now.
       out.end = Some(End::Eof);
     }
-    if matches!(out.end, Some(End::Failed(_))) {
+    if matches!(out.end, Some(End::Failed(_)) | Some(End::Truncated(_))) {
       // Frames after a bad one cannot be trusted, but the whole ones before it were valid and are delivered.
       self.inbuf.truncate(self.scanned);
     }
@@ -538,6 +559,15 @@ impl State {
       self.update_poll();
     }
     out
+  }
+}
+
+/// How a read error ends the channel.
+fn end_of(e: ChannelError) -> End {
+  match e {
+    ChannelError::Frame(FrameError::Truncated { .. }) => End::Truncated(e.to_string()),
+    e if e.is_peer_gone() => End::Eof,
+    e => End::Failed(e.to_string()),
   }
 }
 
@@ -637,7 +667,7 @@ fn deliver(state: &Shared, delivery: Delivery) {
     if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
       return;
     }
-    let mut argv = [ptr::null_mut(); 4];
+    let mut argv = [ptr::null_mut(); 5];
     let mut undefined = ptr::null_mut();
     sys::napi_get_undefined(env, &mut undefined);
     argv[0] = match delivery.frames {
@@ -645,10 +675,15 @@ fn deliver(state: &Shared, delivery: Delivery) {
       None => undefined,
     };
     sys::napi_create_double(env, written, &mut argv[1]);
-    argv[2] = match delivery.end {
+    argv[2] = match &delivery.end {
       None => undefined,
       Some(End::Eof) => js_string(env, ""),
-      Some(End::Failed(message)) => js_string(env, &message),
+      Some(End::Failed(message)) | Some(End::Truncated(message)) => js_string(env, message),
+    };
+    argv[4] = match &delivery.end {
+      Some(End::Truncated(_)) => js_string(env, "ERR_IPC_TRUNCATED"),
+      Some(End::Failed(_)) => js_string(env, "ERR_IPC_BAD_FRAME"),
+      _ => undefined,
     };
     argv[3] = if delivery.fds.is_empty() {
       undefined

@@ -105,6 +105,9 @@ pub enum FrameError {
   TooLong { len: u64, max: u64 },
   /// A control frame whose length does not fit its kind.
   BadLength { kind: u8, len: u64 },
+  /// The stream ended inside a frame: `got` bytes of a frame of `total` bytes (unknown while its header
+  /// was incomplete).
+  Truncated { got: u64, total: Option<u64> },
 }
 
 impl std::fmt::Display for FrameError {
@@ -119,6 +122,16 @@ impl std::fmt::Display for FrameError {
       FrameError::Mode(s) => write!(f, "the peer uses serialization '{s}', this side another one"),
       FrameError::UnknownKind(k) => write!(f, "the peer sent a frame of unknown kind {k}"),
       FrameError::RepeatedHandshake => write!(f, "the peer sent a second handshake"),
+      FrameError::Truncated { got, total } => match total {
+        Some(total) => write!(
+          f,
+          "the peer closed the channel in the middle of a frame ({got} of {total} bytes)"
+        ),
+        None => write!(
+          f,
+          "the peer closed the channel in the middle of a frame header ({got} bytes)"
+        ),
+      },
       FrameError::BadLength { kind, len } => {
         write!(f, "the peer sent a frame of kind {kind} with an impossible length of {len} bytes")
       }
