@@ -236,7 +236,30 @@ const start = (call, file, args, spawnOptions, settings, stdioDefault, userOptio
     maxMessageSize: settings.maxMessageSize,
     isParent: true,
   });
+  trackForExit(channel);
   return decorate(child, channel, settings, command, userOptions);
+};
+
+// Channels of this process's subprocesses that are still open: at exit, what they queued goes to the
+// kernel first (bounded wait), so a message passed to sendMessage() right before process.exit() arrives.
+const openChannels = new Set();
+const EXIT_FLUSH_MS = 2000;
+const flushAtExit = () => {
+  for (const channel of openChannels) {
+    channel.flushAtExit(EXIT_FLUSH_MS);
+  }
+};
+const trackForExit = (channel) => {
+  if (openChannels.size === 0) {
+    process.on('exit', flushAtExit);
+  }
+  openChannels.add(channel);
+  channel.onClosed(() => {
+    openChannels.delete(channel);
+    if (openChannels.size === 0) {
+      process.off('exit', flushAtExit);
+    }
+  });
 };
 
 const decorate = (child, channel, settings, command, userOptions) => {

@@ -95,7 +95,7 @@ pub struct NativeChannel {
 }
 
 /// Creates the socketpair for a new subprocess: `[parentEnd, childEnd]`, both close-on-exec.
-#[napi]
+#[napi(catch_unwind)]
 pub fn create_socketpair() -> Result<Vec<i32>, String> {
   let (a, b) = transport::socketpair().map_err(ChannelError::Io)?;
   Ok(vec![a, b])
@@ -111,7 +111,7 @@ pub fn close_fd(fd: i32) {
 /// from the event loop: `frames` is a Buffer of whole frames or undefined, `written` the bytes handed to the
 /// kernel so far, `end` undefined while open, `''` on end-of-file, or an error message, and `fds` the
 /// descriptors the peer passed (in order), or undefined.
-#[napi]
+#[napi(catch_unwind)]
 pub fn open_channel(
   env: Env,
   fd: i32,
@@ -217,7 +217,7 @@ pub fn open_channel(
 impl NativeChannel {
   /// Queues `head` (and `body`, for a large payload kept out of the coalescing buffer) and writes what the
   /// kernel takes now. Returns the bytes written so far, for JS to settle the sends they cover.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn write(&self, head: BufferSlice, body: Option<BufferSlice>) -> Result<f64, String> {
     let mut s = self.state.borrow_mut();
     if s.done || s.closing {
@@ -252,7 +252,7 @@ impl NativeChannel {
 
   /// Queues one frame that carries a handle: the descriptor `handle` is passed (SCM_RIGHTS) with the
   /// frame's first byte. The descriptor is duplicated, so its owner may close it at once.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn write_handle(&self, frame: BufferSlice, handle: i32) -> Result<f64, String> {
     let mut s = self.state.borrow_mut();
     if s.done || s.closing {
@@ -270,7 +270,7 @@ impl NativeChannel {
   /// Reads and delivers, now, whatever the socket holds (through the callback, before returning). The
   /// parent calls it when the child has exited, so that the child's last messages and the channel's end
   /// come before Node's 'exit' event.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn read_now(&self) {
     if self.state.borrow().done {
       return;
@@ -293,7 +293,7 @@ impl NativeChannel {
   }
 
   /// Whether the channel keeps the event loop alive (queued writes always do).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn set_ref(&self, keep_alive: bool) {
     let mut s = self.state.borrow_mut();
     s.js_ref = keep_alive;
@@ -301,7 +301,7 @@ impl NativeChannel {
   }
 
   /// Closes the channel: at once with `graceful = false`, else once queued bytes were written.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close(&self, graceful: bool) {
     let empty = {
       let mut s = self.state.borrow_mut();
@@ -319,7 +319,7 @@ impl NativeChannel {
 
   /// Writes every queued byte before the process exits, waiting at most `timeout_ms` for a peer that does
   /// not read. Returns the bytes written so far.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn flush_sync(&self, timeout_ms: u32) -> f64 {
     let mut s = self.state.borrow_mut();
     while !s.done && s.out_start < s.outq.len() {
@@ -634,6 +634,26 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_poll(handle: *mut c_void, status: c_int, events: c_int) {
+  // A panic must never unwind into libuv (undefined behaviour) or abort Node: it ends this call, and the
+  // channel is closed as failed.
+  let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+    poll_inner(handle, status, events)
+  }));
+  if outcome.is_err() {
+    // SAFETY: as in poll_inner; the state is still alive through the handle's own Rc.
+    unsafe {
+      let data = (*(handle as *mut uv::HandleHead)).data as *const RefCell<State>;
+      Rc::increment_strong_count(data);
+      let state = Rc::from_raw(data);
+      if let Ok(mut s) = state.try_borrow_mut() {
+        s.done = true;
+      }
+      finish(&state);
+    }
+  }
+}
+
+unsafe fn poll_inner(handle: *mut c_void, status: c_int, events: c_int) {
   // SAFETY: `data` holds a live Rc for as long as the handle is open; take one more for this call, so the
   // state outlives a `close()` made by the JS callback.
   let state: Shared = unsafe {
