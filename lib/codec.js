@@ -978,6 +978,14 @@ function encBoxed(v) {
   extEnd(h, EXT.BOXED);
 }
 
+function readStack(error) {
+  try {
+    return error.stack;
+  } catch {
+    return undefined;
+  }
+}
+
 // name, message, stack and cause, as V8's structured clone keeps them:
 // the prototype follows `name` if it is one of the standard error names;
 // message/stack/cause are taken only from own data properties.
@@ -988,8 +996,10 @@ function encError(v, depth) {
   const message = md !== undefined && hasOwnProperty.call(md, 'value') ? md.value : undefined;
   const hasMessage = md !== undefined && hasOwnProperty.call(md, 'value');
   const sd = getOwnPropertyDescriptor(v, 'stack');
-  const stack = sd !== undefined && hasOwnProperty.call(sd, 'value') && typeof sd.value === 'string'
-    ? sd.value : undefined;
+  // Node 20 stores the stack as a data property; from Node 22 (V8 12.4+) it is an own accessor that V8
+  // installs on every error, read like structured clone does.
+  const stackValue = sd === undefined ? undefined : hasOwnProperty.call(sd, 'value') ? sd.value : readStack(v);
+  const stack = typeof stackValue === 'string' ? stackValue : undefined;
   const cd = getOwnPropertyDescriptor(v, 'cause');
   const hasCause = cd !== undefined && hasOwnProperty.call(cd, 'value');
 
