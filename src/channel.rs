@@ -272,16 +272,8 @@ impl NativeChannel {
   /// come before Node's 'exit' event.
   #[napi(catch_unwind)]
   pub fn read_now(&self) {
-    if self.state.borrow().done {
-      return;
-    }
-    let delivery = self.state.borrow_mut().service(0, uv::READABLE);
-    let ended = delivery.end.is_some();
-    if delivery.frames.is_some() || !delivery.fds.is_empty() || delivery.written || ended {
-      deliver(&self.state, delivery);
-    }
-    if ended {
-      finish(&self.state);
+    if !self.state.borrow().done {
+      service_and_deliver(&self.state, 0, uv::READABLE);
     }
   }
 
@@ -661,13 +653,18 @@ unsafe fn poll_inner(handle: *mut c_void, status: c_int, events: c_int) {
     Rc::increment_strong_count(data);
     Rc::from_raw(data)
   };
+  service_and_deliver(&state, status, events);
+}
+
+/// Does the I/O a poll event asks for and hands the outcome to JS in one call.
+fn service_and_deliver(state: &Shared, status: c_int, events: c_int) {
   let delivery = state.borrow_mut().service(status, events);
   let ended = delivery.end.is_some();
   if delivery.frames.is_some() || !delivery.fds.is_empty() || delivery.written || ended {
-    deliver(&state, delivery);
+    deliver(state, delivery);
   }
   if ended {
-    finish(&state);
+    finish(state);
   }
 }
 
