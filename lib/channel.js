@@ -80,9 +80,8 @@ class Channel {
     this.emitMessage = undefined;
     this.userRef = undefined;
     this.waiters = new Set();
-    this.iterators = new Set();
-    // The same iterators as an array, for the per-message loop.
-    this.iteratorList = [];
+    // Replaced (not mutated) on add/remove, so a loop over it is never disturbed by an iterator ending.
+    this.iterators = [];
     this.collector = undefined;
     this.collectorListens = false;
     this.onCancel = undefined;
@@ -193,6 +192,14 @@ class Channel {
     return batch.promise;
   }
 
+  /**
+   * Whether this side's own sends are in flight, which holds incoming messages nobody listens for (execa
+   * R24): bytes not yet in the kernel, strict sends waiting for their ack, or an ack read in this batch.
+   */
+  get awaitingOwnSends() {
+    return this.sending || this.strictWaits.size > 0 || this.justAcked;
+  }
+
   /** Whether sends are waiting for the kernel to take their bytes. */
   get sending() {
     return this.batch !== undefined || this.batchHead < this.batches.length;
@@ -260,7 +267,7 @@ class Channel {
 
   /** Held messages go out once nothing of this side is in flight any more, one macrotask later. */
   releaseHold() {
-    if (this.holding && !this.sending && this.strictWaits.size === 0) {
+    if (this.holding && !this.awaitingOwnSends) {
       this.holding = false;
       setImmediate(this.resumeBound);
     }
@@ -428,12 +435,12 @@ class Channel {
           if (this.collector !== undefined) {
             this.collector(value, undefined);
           }
-          const iterators = this.iteratorList;
+          const iterators = this.iterators;
           if (iterators.length > 0) {
             for (let i = 0; i < iterators.length; i++) {
               iterators[i].push(value);
             }
-          } else if (this.connected && (this.sending || this.strictWaits.size > 0 || this.justAcked)) {
+          } else if (this.connected && this.awaitingOwnSends) {
             this.enqueue(value, 0, false, undefined);
           }
         } else {
@@ -508,7 +515,7 @@ class Channel {
   }
 
   get listenerCount() {
-    return this.waiters.size + this.iteratorList.length + this.emitterCount;
+    return this.waiters.size + this.iterators.length + this.emitterCount;
   }
 
   /**
@@ -526,7 +533,7 @@ class Channel {
     try {
       while (this.queueHead < this.queue.length) {
         const listening = this.listenerCount > 0;
-        if (!listening && this.connected && (this.sending || this.strictWaits.size > 0 || this.justAcked)) {
+        if (!listening && this.connected && this.awaitingOwnSends) {
           const head = this.queueAcks[this.queueHead];
           if (head !== 0 && !head.senderListening && this.strictWaits.size > 0) {
             // Both sides wait for the other to acknowledge, and neither listens (execa R16).
@@ -562,7 +569,7 @@ class Channel {
         } else if (handle !== undefined) {
           dropHandle(handle);
         }
-        const iterators = this.iteratorList;
+        const iterators = this.iterators;
         for (let i = 0; i < iterators.length; i++) {
           iterators[i].push(value);
         }
@@ -652,8 +659,7 @@ class Channel {
   }
 
   addIterator(iterator) {
-    this.iterators.add(iterator);
-    this.iteratorList = [...this.iterators];
+    this.iterators = [...this.iterators, iterator];
     if (iterator.reference) {
       this.addRef();
     }
@@ -664,8 +670,8 @@ class Channel {
   }
 
   removeIterator(iterator) {
-    if (this.iterators.delete(iterator)) {
-      this.iteratorList = [...this.iterators];
+    if (this.iterators.includes(iterator)) {
+      this.iterators = this.iterators.filter((other) => other !== iterator);
       if (iterator.reference) {
         this.removeRef();
       }
@@ -761,7 +767,7 @@ class Channel {
       this.settleWaiter(waiter);
       waiter.reject(error ?? errors.getOneDisconnected(this.prefix, this.other));
     }
-    for (const iterator of [...this.iterators]) {
+    for (const iterator of this.iterators) {
       iterator.end(error);
     }
     this.maybeNotifyClosed();
@@ -798,4 +804,4 @@ class Channel {
   }
 }
 
-module.exports = {Channel, DEFAULT_MAX_MESSAGE_SIZE, MAX_QUEUED_BYTES, KIND_CANCEL, HEADER};
+module.exports = {Channel, DEFAULT_MAX_MESSAGE_SIZE};

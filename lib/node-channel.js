@@ -40,6 +40,10 @@ class NodeChannel extends Channel {
   receiveNode(message) {
     if (isControl(message, RESPONSE)) {
       this.onAck(message.id, message.message === true);
+      // Node delivers each message in its own tick, so no later message shares this one's batch: the
+      // acknowledged send stops counting as in flight at once (see Channel#onEvent).
+      this.justAcked = false;
+      this.releaseHold();
       return;
     }
     if (isControl(message, CANCEL)) {
