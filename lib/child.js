@@ -5,11 +5,10 @@
 // inherit it), then offers execa's three methods on it.
 
 const {Channel} = require('./channel.js');
-const {MessageIterator} = require('./iterator.js');
 const errors = require('./errors.js');
 const cancel = require('./cancel.js');
 const {ChildChannel} = require('./node-style.js');
-const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
+const {ipcMethods} = require('./methods.js');
 
 const ENV_NAME = 'NATIVE_IPC_CHANNEL';
 // Time granted at process exit for the peer to take the last queued bytes.
@@ -75,32 +74,8 @@ const getChannel = (name) => {
   return current;
 };
 
-const sendMessage = (message, options) => {
-  const {strict} = validateSendOptions('sendMessage', options);
-  const current = getChannel('sendMessage');
-  if (!current.connected) {
-    throw errors.notConnected('', current.other, 'sendMessage');
-  }
-  return current.send(message, strict);
-};
-
-const getOneMessage = (options) => {
-  const {filter, reference} = validateGetOneOptions('getOneMessage', options);
-  const current = getChannel('getOneMessage');
-  if (!current.receivable) {
-    throw errors.notConnected('', current.other, 'getOneMessage');
-  }
-  return current.getOne(filter, reference);
-};
-
-const getEachMessage = (options) => {
-  const {reference} = validateGetEachOptions('getEachMessage', options);
-  const current = getChannel('getEachMessage');
-  if (!current.receivable) {
-    throw errors.notConnected('', current.other, 'getEachMessage');
-  }
-  return new MessageIterator(current, reference, undefined);
-};
+// The child's loops end without disconnecting (execa R33).
+const {sendMessage, getOneMessage, getEachMessage} = ipcMethods({prefix: '', getChannel});
 
 const getCancelSignal = () => cancel.getCancelSignal(currentChannel);
 

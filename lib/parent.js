@@ -10,7 +10,7 @@ const {fileURLToPath} = require('node:url');
 
 const {createSocketpair, closeFd} = require('./native.js');
 const {Channel, DEFAULT_MAX_MESSAGE_SIZE} = require('./channel.js');
-const {MessageIterator} = require('./iterator.js');
+const {ipcMethods} = require('./methods.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
 const {ENV_NAME} = require('./child.js');
@@ -368,36 +368,15 @@ const decorate = (child, channel, settings, command, userOptions) => {
   // A subprocess nobody awaits must not crash the parent with an unhandled rejection.
   result.catch(() => {});
 
-  const sendMessage = (message, options) => {
-    const {strict} = validate.validateSendOptions('subprocess.sendMessage', options);
-    const current = getChannel('sendMessage');
-    if (!current.connected) {
-      throw errors.notConnected('subprocess.', 'subprocess', 'sendMessage');
-    }
-    return current.send(message, strict);
-  };
-
-  const getOneMessage = (options) => {
-    const {filter, reference} = validate.validateGetOneOptions('subprocess.getOneMessage', options);
-    const current = getChannel('getOneMessage');
-    if (!current.receivable) {
-      throw errors.notConnected('subprocess.', 'subprocess', 'getOneMessage');
-    }
-    return current.getOne(filter, reference);
-  };
-
-  const getEachMessage = (options) => {
-    const {reference} = validate.validateGetEachOptions('subprocess.getEachMessage', options);
-    const current = getChannel('getEachMessage');
-    if (!current.receivable) {
-      throw errors.notConnected('subprocess.', 'subprocess', 'getEachMessage');
-    }
-    // However the loop ends, the parent disconnects and waits for the subprocess, rethrowing its failure.
-    return new MessageIterator(current, reference, async () => {
+  const {sendMessage, getOneMessage, getEachMessage} = ipcMethods({
+    prefix: 'subprocess.',
+    getChannel,
+    // However the parent's loop ends, it disconnects and waits for the subprocess, rethrowing its failure.
+    onLoopEnd: async (current) => {
       current.disconnect();
       await result;
-    });
-  };
+    },
+  });
 
   const nodeUnref = child.unref;
   const nodeRef = child.ref;

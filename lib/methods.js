@@ -1,0 +1,42 @@
+'use strict';
+
+// execa's three IPC methods, the same on both sides: `prefix` is 'subprocess.' in the parent and '' in the
+// child; `getChannel(name)` returns the channel or throws the "not enabled" error for that method.
+
+const {MessageIterator} = require('./iterator.js');
+const errors = require('./errors.js');
+const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
+
+/**
+ * @param {{prefix: string, getChannel: (name: string) => import('./channel.js').Channel,
+ *   onLoopEnd?: (channel: import('./channel.js').Channel) => Promise<void>}} side
+ */
+const ipcMethods = ({prefix, getChannel, onLoopEnd}) => {
+  const open = (name, usable) => {
+    const channel = getChannel(name);
+    if (!usable(channel)) {
+      throw errors.notConnected(prefix, channel.other, name);
+    }
+    return channel;
+  };
+  const connected = (channel) => channel.connected;
+  const receivable = (channel) => channel.receivable;
+
+  return {
+    sendMessage(message, options) {
+      const {strict} = validateSendOptions(`${prefix}sendMessage`, options);
+      return open('sendMessage', connected).send(message, strict);
+    },
+    getOneMessage(options) {
+      const {filter, reference} = validateGetOneOptions(`${prefix}getOneMessage`, options);
+      return open('getOneMessage', receivable).getOne(filter, reference);
+    },
+    getEachMessage(options) {
+      const {reference} = validateGetEachOptions(`${prefix}getEachMessage`, options);
+      const channel = open('getEachMessage', receivable);
+      return new MessageIterator(channel, reference, onLoopEnd === undefined ? undefined : () => onLoopEnd(channel));
+    },
+  };
+};
+
+module.exports = {ipcMethods};
