@@ -3,8 +3,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {execFileSync} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
-import {fork, spawn} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
 
 test('child-side methods in a process without a channel say how to start it', () => {
   const output = execFileSync(process.execPath, [fileURLToPath(fixture('no-channel.cjs'))]);

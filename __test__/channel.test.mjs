@@ -1,8 +1,7 @@
 // Messages over the real channel: round trips, order under load, large payloads, concurrent sends.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {fork} from '../index.mjs';
-import {fixture} from './helpers.mjs';
+import {fork, fixture} from './helpers.mjs';
 
 for (const serialization of ['advanced', 'json']) {
   test(`round trips both ways (${serialization})`, async () => {

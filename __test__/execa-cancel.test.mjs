@@ -7,8 +7,7 @@ import {text} from 'node:stream/consumers';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
 import {execaNode} from 'execa';
-import {fork, spawn} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
 
 const execFileAsync = promisify(execFile);
 const CANCEL_AFTER_EXIT =

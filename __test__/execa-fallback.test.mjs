@@ -8,8 +8,7 @@ import {text} from 'node:stream/consumers';
 import {fileURLToPath} from 'node:url';
 import {promisify} from 'node:util';
 import {execaNode} from 'execa';
-import {fork} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, fixture, settle} from './helpers.mjs';
 
 const execFileAsync = promisify(execFile);
 const CHILD = fixture('x-fallback-child.mjs');

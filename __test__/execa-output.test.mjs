@@ -7,8 +7,7 @@ import childProcess, {execFile} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
 import {inspect, promisify, stripVTControlCharacters} from 'node:util';
 import {execaNode} from 'execa';
-import {fork, spawn} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
 import {shapes} from './fixtures/x-shapes-list.mjs';
 
 const execFileAsync = promisify(execFile);

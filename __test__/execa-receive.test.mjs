@@ -1,8 +1,7 @@
 // Receiving, ordering, keep-alive and disconnects (execa R4–R6, R10–R12, R19–R37, R59–R61).
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {fork} from '../index.mjs';
-import {collectStderr, fixture, settle, stillRunningAfter} from './helpers.mjs';
+import {fork, collectStderr, fixture, settle, stillRunningAfter} from './helpers.mjs';
 
 test('R6: options are validated synchronously with a TypeError naming the call', () => {
   const subprocess = fork(fixture('echo.mjs'));

@@ -1,8 +1,7 @@
 // Strict mode (execa R13–R18), also with serialization: 'json' (API.md "Better than execa").
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {fork} from '../index.mjs';
-import {collectStderr, fixture, settle} from './helpers.mjs';
+import {fork, collectStderr, fixture, settle} from './helpers.mjs';
 
 const firstLine = (text) => text.split('\n')[0];
 

@@ -1,5 +1,26 @@
-// Shared by the tests: fixture paths and small waits on real processes.
+// Shared by the tests: fork/spawn that clean up after themselves, fixture paths, small waits on real processes.
+import {after} from 'node:test';
 import {setTimeout as delay} from 'node:timers/promises';
+import * as nativeIpc from '../index.mjs';
+
+// Every child a test file starts through these is killed when the file's tests are over, so that a failed
+// assertion cannot leave one running (a pending receive or a 'message' listener keeps it alive) and hold
+// the test process open until the runner is killed. Weak references, so that tracking them does not keep
+// finished subprocesses from being garbage-collected (which a test checks).
+const started = new Set();
+const track = (subprocess) => {
+  started.add(new WeakRef(subprocess));
+  return subprocess;
+};
+after(() => {
+  for (const ref of started) {
+    const subprocess = ref.deref();
+    if (subprocess && subprocess.exitCode === null && subprocess.signalCode === null) subprocess.kill('SIGKILL');
+  }
+});
+
+export const fork = (...args) => track(nativeIpc.fork(...args));
+export const spawn = (...args) => track(nativeIpc.spawn(...args));
 
 export const fixture = (name) => new URL(`fixtures/${name}`, import.meta.url);
 

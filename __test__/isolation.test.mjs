@@ -3,8 +3,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {Worker} from 'node:worker_threads';
 import {once} from 'node:events';
-import {fork} from '../index.mjs';
-import {fixture} from './helpers.mjs';
+import {fork, fixture} from './helpers.mjs';
 
 test('the env var is removed and the descriptor is not inherited by a grandchild', async () => {
   const {ipcOutput} = await fork(fixture('grandchild.mjs'));

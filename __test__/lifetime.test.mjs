@@ -1,8 +1,7 @@
 // When the processes and the channel end, and what keeps a child alive.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {fork} from '../index.mjs';
-import {fixture, settle, stillRunningAfter} from './helpers.mjs';
+import {fork, fixture, settle, stillRunningAfter} from './helpers.mjs';
 
 test('a child whose only remaining work is the channel exits by itself', async () => {
   const subprocess = fork(fixture('idle.mjs'));

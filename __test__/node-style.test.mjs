@@ -1,5 +1,5 @@
 // Node-style and Bun-style APIs (issue: send/'message'/'disconnect', handle passing, the ipc callback).
-import {after, test} from 'node:test';
+import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import {once} from 'node:events';
@@ -8,24 +8,8 @@ import {fileURLToPath} from 'node:url';
 import {mkdtempSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
-import {fork} from '../index.mjs';
-import {fixture as fixtureUrl, stillRunningAfter} from './helpers.mjs';
+import {fork, fixture, stillRunningAfter} from './helpers.mjs';
 
-// Every child started here is killed when the file ends, so that a failed assertion cannot leave one
-// running (their 'message' listeners keep them alive) and hold the test process open.
-const started = new Set();
-const fixture = (name) => fixtureUrl(name);
-const track = (subprocess) => {
-  started.add(subprocess);
-  return subprocess;
-};
-after(() => {
-  for (const subprocess of started) {
-    if (subprocess.exitCode === null && subprocess.signalCode === null) {
-      subprocess.kill('SIGKILL');
-    }
-  }
-});
 
 const read = async (socket) => {
   socket.setEncoding('utf8');
@@ -38,7 +22,7 @@ const read = async (socket) => {
 };
 
 test("send() with a callback, 'message' and 'disconnect' events, connected", async () => {
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   const messages = [];
   subprocess.on('message', (message) => messages.push(message));
   const written = [];
@@ -58,7 +42,7 @@ test("send() with a callback, 'message' and 'disconnect' events, connected", asy
 });
 
 test('send() and sendMessage() share one queue and one order', async () => {
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   const messages = [];
   subprocess.on('message', (message) => messages.push(message.echo));
   for (let i = 0; i < 50; i++) {
@@ -103,7 +87,7 @@ test('send() after disconnect: ERR_IPC_CHANNEL_CLOSED thrown without a callback,
     })`,
   ]);
   assert.equal(output.toString(), '{"thrown":"ERR_IPC_CHANNEL_CLOSED","callback":"ERR_IPC_CHANNEL_CLOSED"}');
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   subprocess.disconnect();
   assert.throws(() => subprocess.send('x'), {code: 'ERR_IPC_CHANNEL_CLOSED'});
   const [error] = await new Promise((resolve) => subprocess.send('x', (...args) => resolve(args)));
@@ -113,7 +97,7 @@ test('send() after disconnect: ERR_IPC_CHANNEL_CLOSED thrown without a callback,
 });
 
 test('an unsupported sendHandle is a TypeError and nothing is sent', async () => {
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   for (const handle of [{}, 42, new URL('file:///tmp')]) {
     assert.throws(() => subprocess.send('x', handle), {
       name: 'TypeError',
@@ -146,7 +130,7 @@ for (const kind of ['TCP', 'Unix']) {
     const server = net.createServer((socket) => socket.end('parent'));
     server.listen(kind === 'TCP' ? {port: 0, host: '127.0.0.1'} : {path: path.join(directory, 'server.sock')});
     await once(server, 'listening');
-    const subprocess = track(fork(fixture('n-echo.mjs')));
+    const subprocess = fork(fixture('n-echo.mjs'));
     subprocess.send({cmd: 'take-server'}, server);
     const [[ready]] = await Promise.all([once(subprocess, 'message')]);
     assert.deepEqual(ready, {ready: 'server'});
@@ -176,7 +160,7 @@ for (const kind of ['TCP', 'Unix']) {
     const address = server.address();
     const client = kind === 'TCP' ? net.connect(address.port, '127.0.0.1') : net.connect(address);
     const [[accepted]] = await Promise.all([once(server, 'connection'), once(client, 'connect')]);
-    const subprocess = track(fork(fixture('n-echo.mjs')));
+    const subprocess = fork(fixture('n-echo.mjs'));
     const sent = new Promise((resolve) => subprocess.send({cmd: 'take-socket'}, client, resolve));
     assert.equal(await sent, null);
     assert.equal(client.destroyed, true);
@@ -195,7 +179,7 @@ test('a socket passed from the child arrives in the parent as a working net.Sock
   const server = net.createServer((socket) => socket.end('hello through the child'));
   server.listen(socketPath);
   await once(server, 'listening');
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   subprocess.send({cmd: 'send-socket', path: socketPath});
   const [message, handle] = await once(subprocess, 'message');
   assert.deepEqual(message, {cmd: 'yours'});
@@ -211,7 +195,7 @@ test('messages and handles keep their order', async () => {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const subprocess = track(fork(fixture('n-echo.mjs')));
+  const subprocess = fork(fixture('n-echo.mjs'));
   const messages = [];
   subprocess.on('message', (message) => messages.push(message));
   subprocess.send(1);

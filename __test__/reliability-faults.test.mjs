@@ -4,8 +4,7 @@
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawn as spawnPlain, spawnSync} from 'node:child_process';
-import {fork} from '../index.mjs';
-import {fixture, settle, stillRunningAfter} from './helpers.mjs';
+import {fork, fixture, settle, stillRunningAfter} from './helpers.mjs';
 import {
   KIND,
   blockEventLoop,

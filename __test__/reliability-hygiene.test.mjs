@@ -9,8 +9,7 @@ import net from 'node:net';
 import {once} from 'node:events';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
-import {fork, spawn} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
 import {fixturePath, gc, openFds, settleMemory, socketsOf} from './fixtures/r-helpers.mjs';
 
 const O_CLOEXEC = 0o2000000;

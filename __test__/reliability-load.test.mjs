@@ -3,8 +3,7 @@
 // nothing may deadlock, and memory must come back down. No timing is asserted.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {fork} from '../index.mjs';
-import {fixture} from './helpers.mjs';
+import {fork, fixture} from './helpers.mjs';
 import {KIND, floodBothWays, frame, hello, largeRoundTrip, rawPeer, rss, settleMemory} from './fixtures/r-helpers.mjs';
 
 const MiB = 1024 * 1024;

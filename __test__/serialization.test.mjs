@@ -4,8 +4,7 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {isDeepStrictEqual} from 'node:util';
 import {fileURLToPath} from 'node:url';
-import {fork, spawn} from '../index.mjs';
-import {fixture, settle} from './helpers.mjs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
 
 const echo = async (subprocess, value) => {
   const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(value)]);
@@ -129,6 +128,27 @@ test('advanced: the details isDeepStrictEqual does not look at', async () => {
   assert.equal({}.polluted, undefined);
   assert.equal(Object.getPrototypeOf(point), Object.prototype);
   assert.equal(lone, 'a\uD800b');
+  subprocess.disconnect();
+  await subprocess;
+});
+
+test('advanced: named properties on arrays with and without holes arrive, as structured clone keeps them', async () => {
+  const subprocess = fork(fixture('echo.mjs'));
+  const match = 'native-ipc'.match(/(?<word>ipc)/);
+  const dense = Object.assign([1, {two: 2}, 3], {label: 'extra', nested: [4]});
+  const holey = withHoles();
+  holey.label = 'with holes';
+  // A hole and a named property leave the key count unchanged: both must still be seen.
+  // eslint-disable-next-line no-sparse-arrays
+  const balanced = Object.assign([1, , 3], {label: 'balanced'});
+  for (const value of [match, dense, holey, balanced]) {
+    const reply = await echo(subprocess, value);
+    const expected = structuredClone(value);
+    assert.ok(Array.isArray(reply));
+    assert.equal(reply.length, expected.length);
+    assert.deepEqual(Object.keys(reply), Object.keys(expected));
+    assert.deepStrictEqual({...reply}, {...expected});
+  }
   subprocess.disconnect();
   await subprocess;
 });

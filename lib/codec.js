@@ -753,8 +753,19 @@ function fixHeaderCount(h, guessed, actual, fix, c16, c32) {
   opos = end + hsNew - hsOld;
 }
 
+// A dense array without named properties goes as a MessagePack array; one
+// with holes or named properties (a RegExp match's index/input/groups) goes
+// in the general form. JavaScript offers no cheaper way to see named
+// properties than counting the own keys (~20 ns per element, as V8 turns
+// each index into a string): that is the price of keeping them as
+// structured clone does. A hole and a named property can leave the count
+// unchanged, so holes are also looked for element by element.
 function encArray(v, depth) {
   const len = v.length;
+  if (objectKeys(v).length > len) {
+    encSparseArray(v, depth);
+    return;
+  }
   const h = opos;
   const mark = refCount;
   arrayHeader(len);
