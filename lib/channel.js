@@ -53,6 +53,8 @@ class Channel {
     this.decodeValue = serialization === 'json' ? codec.decodeJson : codec.decodeAdvanced;
     this.maxMessageSize = maxMessageSize;
     this.writer = new codec.Writer();
+    // Large binaries go to the kernel straight from the sender's memory (see flush()).
+    this.writer.externalMin = FLUSH_BYTES;
 
     // Sending. `streamEnd` counts the bytes of every frame produced; each unsettled send waits for the
     // kernel to have taken the bytes up to its own end offset.
@@ -135,13 +137,14 @@ class Channel {
     }
     const w = this.writer;
     const start = w.pos;
+    const externalBefore = w.extLength;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
     try {
       this.encodeValue(w, value);
     } catch (error) {
-      w.pos = start;
+      w.truncate(start);
       const failure = errors.unserializable(this.prefix, value, error);
       if (throwSync) {
         // Node's send() throws at once and keeps the channel.
@@ -151,13 +154,14 @@ class Channel {
       queueMicrotask(() => this.disconnect());
       return Promise.reject(failure);
     }
-    const size = w.pos - bodyStart;
+    const external = w.extLength - externalBefore;
+    const size = w.pos - bodyStart + external;
     if (size > this.maxMessageSize) {
-      w.pos = start;
+      w.truncate(start);
       return Promise.reject(errors.tooLarge(this.prefix, size, this.maxMessageSize));
     }
     const buf = w.buf;
-    const len = w.pos - start - HEADER;
+    const len = w.pos - start - HEADER + external;
     buf[start] = len & 0xff;
     buf[start + 1] = (len >>> 8) & 0xff;
     buf[start + 2] = (len >>> 16) & 0xff;
@@ -172,7 +176,7 @@ class Channel {
     } else {
       buf[start + 4] = KIND_MESSAGE;
     }
-    this.streamEnd += w.pos - start;
+    this.streamEnd += w.pos - start + external;
     const written = this.joinBatch();
     return ackPromise === undefined ? written : Promise.all([written, ackPromise]).then(noop);
   }
@@ -206,7 +210,8 @@ class Channel {
   }
 
   scheduleFlush() {
-    if (this.writer.pos >= FLUSH_BYTES) {
+    // External parts are flushed at once: their bytes are the sender's, who may change them after the call.
+    if (this.writer.pos >= FLUSH_BYTES || this.writer.extLength !== 0) {
       this.flush();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -214,14 +219,17 @@ class Channel {
     }
   }
 
-  /** Hands every coalesced frame to Rust in one call. */
+  /**
+   * Hands every coalesced frame to Rust in one call. Frames with external parts go as a list of buffers:
+   * Rust writes them with one sendmsg and copies only what the kernel did not take, before returning.
+   */
   flush() {
     this.flushScheduled = false;
     const w = this.writer;
     if (this.closed) {
-      w.pos = 0;
+      w.reset();
     }
-    if (w.pos === 0) {
+    if (w.pos === 0 && w.extLength === 0) {
       return;
     }
     if (this.batch !== undefined) {
@@ -230,9 +238,9 @@ class Channel {
     }
     let written;
     try {
-      written = this.native.write(w.buf.subarray(0, w.pos));
+      written = w.extLength === 0 ? this.native.write(w.buf.subarray(0, w.pos)) : this.native.writeParts(w.parts());
     } catch (error) {
-      w.pos = 0;
+      w.reset();
       if (error.code === 'EPIPE' || error.code === 'ERR_IPC_CHANNEL_CLOSED') {
         // The peer is gone; what it sent before leaving is still read, then the end of file arrives.
         this.connected = false;
@@ -242,7 +250,7 @@ class Channel {
       }
       return;
     }
-    w.pos = 0;
+    w.reset();
     if (w.buf.length > KEEP_WRITER_BYTES) {
       w.buf = Buffer.allocUnsafe(64 * 1024);
     }
@@ -323,11 +331,15 @@ class Channel {
     const w = this.writer;
     w.ensure(HEADER + 1);
     w.pos = HEADER + 1;
+    // The descriptor travels with the frame's first byte, in one buffer: no external parts here.
+    w.externalMin = Infinity;
     try {
       this.encodeValue(w, value);
     } catch (error) {
-      w.pos = 0;
+      w.reset();
       return Promise.reject(errors.unserializable(this.prefix, value, error));
+    } finally {
+      w.externalMin = FLUSH_BYTES;
     }
     w.buf.writeUInt32LE(w.pos - HEADER, 0);
     w.buf[4] = KIND_HANDLE;
@@ -339,11 +351,11 @@ class Channel {
     try {
       written = this.native.writeHandle(w.buf.subarray(0, w.pos), fd);
     } catch (error) {
-      w.pos = 0;
+      w.reset();
       this.rejectSends(() => errors.disconnecting(this.prefix, this.other, error));
       return promise;
     }
-    w.pos = 0;
+    w.reset();
     this.settleSends(written);
     return promise;
   }
@@ -357,24 +369,26 @@ class Channel {
 
   /** Bytes waiting for the kernel, for the Node-style `send()` return value. */
   get queuedBytes() {
-    return this.writer.pos + (this.closed ? 0 : this.native.queued);
+    return this.writer.pos + this.writer.extLength + (this.closed ? 0 : this.native.queued);
   }
 
   /** Sends a graceful-cancel request carrying `reason`; settles once written. */
   sendCancel(reason) {
     const w = this.writer;
     const start = w.pos;
+    const externalBefore = w.extLength;
     w.ensure(HEADER);
     w.pos = start + HEADER;
     try {
       this.encodeValue(w, reason);
     } catch (error) {
-      w.pos = start;
+      w.truncate(start);
       return Promise.reject(error);
     }
-    w.buf.writeUInt32LE(w.pos - start - HEADER, start);
+    const external = w.extLength - externalBefore;
+    w.buf.writeUInt32LE(w.pos - start - HEADER + external, start);
     w.buf[start + 4] = KIND_CANCEL;
-    this.streamEnd += w.pos - start;
+    this.streamEnd += w.pos - start + external;
     return this.joinBatch();
   }
 

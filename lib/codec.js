@@ -198,6 +198,13 @@ const EMPTY = Buffer.alloc(0);
 // ---------------------------------------------------------------------------
 // Writer
 
+//
+// External parts: with `externalMin` set, a binary payload (Buffer, typed
+// array, ArrayBuffer, DataView) of at least that many bytes is not copied
+// into `buf`. Its bytes logically sit at offset `extAt[i]` of the stream,
+// before the byte `buf[extAt[i]]`; `parts()` lists the stream as buffers to
+// hand to the kernel in order. The caller must consume the parts before the
+// sender can change those bytes (the channel does it within the send call).
 class Writer {
   constructor(initialSize = 64 * 1024) {
     if (!Number.isInteger(initialSize) || initialSize < 1 || initialSize > MAX_BUFFER) {
@@ -205,6 +212,54 @@ class Writer {
     }
     this.buf = Buffer.allocUnsafeSlow(initialSize);
     this.pos = 0;
+    this.externalMin = Infinity;
+    this.extAt = [];
+    this.extBytes = [];
+    this.extLength = 0;   // total bytes of the external parts
+  }
+
+  /** Stream bytes of the external parts at or after buf offset `from`. */
+  externalFrom(from) {
+    let n = 0;
+    for (let i = this.extAt.length - 1; i >= 0 && this.extAt[i] >= from; i--) n += this.extBytes[i].length;
+    return n;
+  }
+
+  /** Moves the external parts at or after `from` by `delta` (bytes before them were inserted or removed). */
+  shiftExternal(from, delta) {
+    for (let i = this.extAt.length - 1; i >= 0 && this.extAt[i] >= from; i--) this.extAt[i] += delta;
+  }
+
+  /** Forgets everything from buf offset `pos` on, external parts included. */
+  truncate(pos) {
+    this.pos = pos;
+    while (this.extAt.length > 0 && this.extAt[this.extAt.length - 1] >= pos) {
+      this.extAt.pop();
+      this.extLength -= this.extBytes.pop().length;
+    }
+  }
+
+  /** The stream as buffers in order (`buf` slices around the external parts). */
+  parts() {
+    const parts = [];
+    let at = 0;
+    for (let i = 0; i < this.extAt.length; i++) {
+      if (this.extAt[i] > at) parts.push(this.buf.subarray(at, this.extAt[i]));
+      parts.push(this.extBytes[i]);
+      at = this.extAt[i];
+    }
+    if (this.pos > at) parts.push(this.buf.subarray(at, this.pos));
+    return parts;
+  }
+
+  /** Empties the writer. */
+  reset() {
+    this.pos = 0;
+    if (this.extLength !== 0 || this.extAt.length !== 0) {
+      this.extAt = [];
+      this.extBytes = [];
+      this.extLength = 0;
+    }
   }
 
   // Makes room for n more bytes after pos, keeping bytes [0, pos).
@@ -245,6 +300,13 @@ function grow(n) {
   W.pos = opos;
   W.ensure(n);
   out = W.buf;
+}
+
+// Records bytes as an external part at the current position (see Writer).
+function addExternal(bytes) {
+  W.extAt.push(opos);
+  W.extBytes.push(bytes);
+  W.extLength += bytes.length;
 }
 
 function refFind(v) {
@@ -484,16 +546,20 @@ function extBegin() {
 }
 
 function extEnd(h, type) {
-  const len = opos - h - 6;
+  const inBuf = opos - h - 6;
+  const len = inBuf + (W.extAt.length === 0 ? 0 : W.externalFrom(h + 6));
   let hs;
   if (len === 1 || len === 2 || len === 4 || len === 8 || len === 16) hs = 2;
   else if (len < 0x100) hs = 3;
   else if (len < 0x10000) hs = 4;
   else hs = 6;
-  if (hs !== 6) out.copyWithin(h + hs, h + 6, opos);
+  if (hs !== 6) {
+    out.copyWithin(h + hs, h + 6, opos);
+    if (W.extAt.length !== 0) W.shiftExternal(h + 6, hs - 6);
+  }
   opos = h;
   extHeader(type, len);
-  opos = h + hs + len;
+  opos = h + hs + inBuf;
 }
 
 function containerHeader(n, fix, c16, c32) {
@@ -747,7 +813,10 @@ function fixHeaderCount(h, guessed, actual, fix, c16, c32) {
   const hsNew = actual < 16 ? 1 : actual < 0x10000 ? 3 : 5;
   const end = opos;
   if (hsNew > hsOld && end + hsNew - hsOld > out.length) grow(hsNew - hsOld);
-  if (hsNew !== hsOld) out.copyWithin(h + hsNew, h + hsOld, end);
+  if (hsNew !== hsOld) {
+    out.copyWithin(h + hsNew, h + hsOld, end);
+    if (W.extAt.length !== 0) W.shiftExternal(h + hsOld, hsNew - hsOld);
+  }
   opos = h;
   containerHeader(actual, fix, c16, c32);
   opos = end + hsNew - hsOld;
@@ -775,6 +844,7 @@ function encArray(v, depth) {
       // A hole: start over with the general (sparse) form.
       opos = h;
       refTruncate(mark);
+      if (W.extAt.length !== 0) W.truncate(h);
       encSparseArray(v, depth);
       return;
     }
@@ -813,9 +883,8 @@ function encSparseArray(v, depth) {
   extEnd(h, EXT.ARRAY);
 }
 
-function encBin(v) {
-  const n = v.length;
-  if (opos + 5 + n > out.length) grow(5 + n);
+function binHeader(n) {
+  if (opos + 5 > out.length) grow(5);
   const b = out;
   const p = opos;
   if (n < 0x100) {
@@ -826,7 +895,17 @@ function encBin(v) {
     b[p] = 0xc6; b[p + 1] = n >>> 24; b[p + 2] = (n >>> 16) & 0xff;
     b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
   }
-  if (n > 0) b.set(v, opos);
+}
+
+function encBin(v) {
+  const n = v.length;
+  binHeader(n);
+  if (n >= W.externalMin) {
+    addExternal(new Uint8Array(v.buffer, v.byteOffset, n));
+    return;
+  }
+  if (opos + n > out.length) grow(n);
+  if (n > 0) out.set(v, opos);
   opos += n;
 }
 
@@ -844,6 +923,10 @@ function isDetached(ab) {
 // Copies bytes [off, off + len) of an ArrayBuffer into the output; swaps
 // element bytes to little-endian on big-endian hosts.
 function writeBytes(ab, off, len, elemSize) {
+  if (len >= W.externalMin && (IS_LE || elemSize === 1)) {
+    addExternal(new Uint8Array(ab, off, len));
+    return;
+  }
   if (opos + len > out.length) grow(len);
   if (len > 0) {
     out.set(new Uint8Array(ab, off, len), opos);

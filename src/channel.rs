@@ -213,43 +213,56 @@ pub fn open_channel(
   Ok(NativeChannel { state })
 }
 
-#[napi]
 impl NativeChannel {
-  /// Queues `head` (and `body`, for a large payload kept out of the coalescing buffer) and writes what the
-  /// kernel takes now. Returns the bytes written so far, for JS to settle the sends they cover.
-  #[napi(catch_unwind)]
-  pub fn write(&self, head: BufferSlice, body: Option<BufferSlice>) -> Result<f64, String> {
+  fn write_slices(&self, parts: &[&[u8]]) -> Result<f64, String> {
     let mut s = self.state.borrow_mut();
     if s.done || s.closing {
       return Err(ChannelError::Closed.into());
     }
-    let body: &[u8] = body.as_deref().unwrap_or(&[]);
     // Give the kernel what waits first: a sender that produces faster than the loop turns still feeds the
     // socket on every call, so the reader works in parallel instead of waiting for this side to go idle.
     if s.out_start < s.outq.len() {
       s.flush()?;
     }
+    let mut skip = 0;
     if s.out_start == s.outq.len() {
       // Nothing queued: try the kernel directly and keep only the rest.
-      let n = transport::write(s.fd, &[&head, body], None).map_err(ChannelError::Write)?;
-      s.written += n as u64;
-      let (rest_head, rest_body) = if n < head.len() {
-        (&head[n..], body)
-      } else {
-        (&[][..], &body[n - head.len()..])
-      };
+      skip = transport::write(s.fd, parts, None).map_err(ChannelError::Write)?;
+      s.written += skip as u64;
       s.outq.clear();
       s.out_start = 0;
-      s.outq.extend_from_slice(rest_head);
-      s.outq.extend_from_slice(rest_body);
-    } else {
-      s.outq.extend_from_slice(&head);
-      s.outq.extend_from_slice(body);
+    }
+    for part in parts {
+      if skip >= part.len() {
+        skip -= part.len();
+        continue;
+      }
+      s.outq.extend_from_slice(&part[skip..]);
+      skip = 0;
     }
     s.update_poll();
     Ok(s.written_by_js())
   }
+}
 
+#[napi]
+impl NativeChannel {
+  /// Queues `frames` (whole frames from the coalescing buffer) and writes what the kernel takes now. Returns
+  /// the bytes written so far, for JS to settle the sends they cover.
+  #[napi(catch_unwind)]
+  pub fn write(&self, frames: BufferSlice) -> Result<f64, String> {
+    self.write_slices(&[&frames])
+  }
+
+  /// Like `write`, for frames whose large binary payloads were kept out of the coalescing buffer: `parts`
+  /// are written in order as one stream (one `sendmsg` with one iovec each). The parts the kernel does not
+  /// take now are copied once into the queue, before this call returns, so the caller may reuse or change
+  /// its buffers at once.
+  #[napi(catch_unwind)]
+  pub fn write_parts(&self, parts: Vec<BufferSlice>) -> Result<f64, String> {
+    let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+    self.write_slices(&slices)
+  }
   /// Queues one frame that carries a handle: the descriptor `handle` is passed (SCM_RIGHTS) with the
   /// frame's first byte. The descriptor is duplicated, so its owner may close it at once.
   #[napi(catch_unwind)]

@@ -167,12 +167,15 @@ fn collect_fds(msg: &libc::msghdr, fds: &mut Vec<RawFd>) {
 /// error rather than a SIGPIPE that kills the process. With `handle`, that descriptor travels with the
 /// first byte (SCM_RIGHTS). Returns the bytes written (0 when it would block).
 pub fn write(fd: RawFd, parts: &[&[u8]], handle: Option<RawFd>) -> io::Result<usize> {
-  let mut iov: [libc::iovec; 2] = [libc::iovec {
+  // One call hands the kernel at most MAX_IOV parts (a prefix of `parts`); the caller queues what was not
+  // written, so parts beyond the first MAX_IOV simply wait for the next call.
+  const MAX_IOV: usize = 64;
+  let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec {
     iov_base: std::ptr::null_mut(),
     iov_len: 0,
-  }; 2];
+  }; MAX_IOV];
   let mut count = 0;
-  for part in parts.iter().filter(|p| !p.is_empty()).take(2) {
+  for part in parts.iter().filter(|p| !p.is_empty()).take(MAX_IOV) {
     iov[count] = libc::iovec {
       iov_base: part.as_ptr() as *mut _,
       iov_len: part.len(),
