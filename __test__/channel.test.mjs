@@ -83,3 +83,18 @@ test('concurrent sends keep their call order', async () => {
   await reading;
   assert.deepEqual(replies, Array.from({length: 100}, (_, i) => i));
 });
+
+test('small binaries stay intact after later batches arrive (received batches share one landing buffer)', async () => {
+  const {binariesFor} = await import(fixture('s-binaries-shape.mjs'));
+  const count = 3000;
+  const subprocess = fork(fixture('s-binaries.mjs'), [String(count)], {buffer: false});
+  const received = [];
+  for await (const message of subprocess.getEachMessage()) {
+    received.push(message);
+    if (received.length === count) break;
+  }
+  // Checked only now, when thousands of later frames have been read through the same buffer.
+  for (const [i, message] of received.entries()) {
+    assert.deepStrictEqual(message, binariesFor(i));
+  }
+});

@@ -20,6 +20,9 @@ const KIND_HANDLE = 6;
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
 const FLUSH_BYTES = 64 * 1024;
+// Small batches of received frames arrive in this buffer, reused for every batch: no allocation and no new
+// Buffer per wake-up. No larger than the codec's ZERO_COPY_MIN, so no decoded value is a view into it.
+const LANDING_BYTES = 64 * 1024;
 // The coalescing buffer is kept for reuse up to this size (fresh memory costs page faults on every
 // large message); a larger one is dropped once flushed.
 const KEEP_WRITER_BYTES = 32 * 1024 * 1024;
@@ -113,13 +116,18 @@ class Channel {
     this.refed = false;
 
     this.native = undefined;
+    this.landing = Buffer.allocUnsafeSlow(LANDING_BYTES);
     this.open(fd);
     this.updateRef();
   }
 
   open(fd) {
-    this.native = openChannel(fd, this.serialization, this.maxMessageSize, (frames, written, end, fds, endCode) =>
-      this.onEvent(frames, written, end, fds, endCode),
+    this.native = openChannel(
+      fd,
+      this.serialization,
+      this.maxMessageSize,
+      (frames, written, end, fds, endCode) => this.onEvent(frames, written, end, fds, endCode),
+      this.landing,
     );
   }
 
@@ -400,8 +408,12 @@ class Channel {
     }
     // Messages first: one that arrived while a send was still in flight is held for a receive call made
     // right after that send resolves (execa R24).
-    if (frames !== undefined) {
-      this.readFrames(frames);
+    if (typeof frames === 'number') {
+      // Rust copied the batch to the start of the landing buffer, which is overwritten by the next batch:
+      // everything is decoded now, and the decoder copies binaries this small (see LANDING_BYTES).
+      this.readFrames(this.landing, frames);
+    } else if (frames !== undefined) {
+      this.readFrames(frames, frames.length);
     }
     if (this.justAcked) {
       // Strict sends answered in this batch counted as in flight for the frames after their ack; their
@@ -423,9 +435,8 @@ class Channel {
     }
   }
 
-  readFrames(frames) {
+  readFrames(frames, total) {
     let p = 0;
-    const total = frames.length;
     // Rust checked every header (length within limits, known kind), so this walk only slices.
     while (p < total) {
       const len = (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;

@@ -12,7 +12,7 @@ use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
 
-use napi::bindgen_prelude::{BufferSlice, Function};
+use napi::bindgen_prelude::{BufferSlice, Function, Unknown};
 use napi::{sys, Env, JsValue};
 
 // Exported functions return `Result<T, String>`: errors carry a stable string `code` (see `error.rs`).
@@ -31,7 +31,7 @@ const READ_BUDGET: usize = 4 * 1024 * 1024;
 /// Capacity of the write queue kept after it drained.
 const KEEP_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// A batch up to this size is copied into a V8-owned Buffer (cheaper than an external one with a finalizer);
-/// larger ones are handed over without copying.
+/// larger ones are handed over without copying. (Most batches go to the landing buffer instead.)
 const COPY_BATCH_MAX: usize = 64 * 1024;
 
 type Shared = Rc<RefCell<State>>;
@@ -43,6 +43,12 @@ struct State {
   handle: *mut c_void,
   callback: sys::napi_ref,
   async_context: sys::napi_async_context,
+  /// The landing buffer (a JS Buffer kept alive by this reference until `finish`) and its memory.
+  landing_ref: sys::napi_ref,
+  landing: *mut u8,
+  landing_len: usize,
+  /// JS is running the callback, reading the landing buffer: a nested delivery must not overwrite it.
+  delivering: bool,
   splitter: Splitter,
   /// Received bytes; `inbuf[..scanned]` are whole frames not yet handed to JS.
   inbuf: Vec<u8>,
@@ -74,10 +80,18 @@ struct State {
 /// What one poll callback hands to JS.
 #[derive(Default)]
 struct Delivery {
-  frames: Option<Vec<u8>>,
+  frames: Option<Frames>,
   fds: Vec<RawFd>,
   written: bool,
   end: Option<End>,
+}
+
+/// Whole frames for JS: a batch that fits is copied into the landing buffer JS gave at open (no allocation,
+/// no new Buffer object per batch); a larger one, or one produced while JS is still reading the landing
+/// buffer (a nested read), goes as a Buffer of its own.
+enum Frames {
+  Landing(usize),
+  Owned(Vec<u8>),
 }
 
 enum End {
@@ -107,10 +121,11 @@ pub fn close_fd(fd: i32) {
   transport::close(fd);
 }
 
-/// Opens the channel on `fd`, sending the handshake at once. `callback(frames, written, end, fds)` is called
-/// from the event loop: `frames` is a Buffer of whole frames or undefined, `written` the bytes handed to the
-/// kernel so far, `end` undefined while open, `''` on end-of-file, or an error message, and `fds` the
-/// descriptors the peer passed (in order), or undefined.
+/// Opens the channel on `fd`, sending the handshake at once. `callback(frames, written, end, fds, endCode)` is
+/// called from the event loop: `frames` is the byte count of whole frames placed at the start of `landing`
+/// (a Buffer JS keeps reading only during the call), a Buffer of whole frames of its own, or undefined;
+/// `written` the bytes handed to the kernel so far, `end` undefined while open, `''` on end-of-file, or an
+/// error message, and `fds` the descriptors the peer passed (in order), or undefined.
 #[napi(catch_unwind)]
 pub fn open_channel(
   env: Env,
@@ -118,12 +133,30 @@ pub fn open_channel(
   serialization: String,
   max_payload: f64,
   callback: Function<'_>,
+  landing: Unknown<'_>,
 ) -> Result<NativeChannel, String> {
   let mode = Serialization::from_name(&serialization).ok_or(ChannelError::BadArgument(
     "serialization must be 'advanced' or 'json'",
   ))?;
-  transport::adopt(fd).map_err(ChannelError::Adopt)?;
   let raw_env = env.raw();
+  let mut landing_ptr = ptr::null_mut();
+  let mut landing_len = 0usize;
+  let mut is_buffer = false;
+  // SAFETY: plain N-API calls on the current env with a live value.
+  unsafe {
+    check(sys::napi_is_buffer(raw_env, landing.raw(), &mut is_buffer))?;
+    if !is_buffer {
+      return Err(ChannelError::BadArgument("landing must be a Buffer").into());
+    }
+    check(sys::napi_get_buffer_info(
+      raw_env,
+      landing.raw(),
+      &mut landing_ptr,
+      &mut landing_len,
+    ))?;
+  }
+  transport::adopt(fd).map_err(ChannelError::Adopt)?;
+  let mut landing_ref = ptr::null_mut();
   let mut callback_ref = ptr::null_mut();
   let mut async_context = ptr::null_mut();
   let mut event_loop = ptr::null_mut();
@@ -134,6 +167,12 @@ pub fn open_channel(
       callback.raw(),
       1,
       &mut callback_ref,
+    ))?;
+    check(sys::napi_create_reference(
+      raw_env,
+      landing.raw(),
+      1,
+      &mut landing_ref,
     ))?;
     let mut name = ptr::null_mut();
     check(sys::napi_create_string_utf8(
@@ -168,6 +207,10 @@ pub fn open_channel(
     handle,
     callback: callback_ref,
     async_context,
+    landing_ref,
+    landing: landing_ptr.cast(),
+    landing_len,
+    delivering: false,
     splitter: Splitter::new(mode, max_payload as u64),
     inbuf: Vec::with_capacity(READ_CHUNK),
     scanned: 0,
@@ -501,9 +544,18 @@ impl State {
   }
 
   /// Takes the whole frames read so far, leaving the incomplete tail in place.
-  fn take_frames(&mut self) -> Option<Vec<u8>> {
+  fn take_frames(&mut self) -> Option<Frames> {
     if self.scanned == 0 {
       return None;
+    }
+    let n = self.scanned;
+    if n <= self.landing_len && !self.delivering {
+      // SAFETY: `landing` points at `landing_len` bytes of a Buffer kept alive by `landing_ref`; JS reads it
+      // only inside the callback, and `delivering` says that no callback is running now.
+      unsafe { ptr::copy_nonoverlapping(self.inbuf.as_ptr(), self.landing, n) };
+      self.inbuf.drain(..n);
+      self.scanned = 0;
+      return Some(Frames::Landing(n));
     }
     let tail_len = self.inbuf.len() - self.scanned;
     let capacity = READ_CHUNK.max(tail_len);
@@ -512,7 +564,7 @@ impl State {
     let mut frames = std::mem::replace(&mut self.inbuf, rest);
     frames.truncate(self.scanned);
     self.scanned = 0;
-    Some(frames)
+    Some(Frames::Owned(frames))
   }
 
   fn service(&mut self, status: c_int, events: c_int) -> Delivery {
@@ -602,9 +654,13 @@ fn finish(state: &Shared) {
       drop(Rc::from_raw(cleanup_arg));
     }
     sys::napi_delete_reference(s.env, s.callback);
+    sys::napi_delete_reference(s.env, s.landing_ref);
     sys::napi_async_destroy(s.env, s.async_context);
   }
   s.callback = ptr::null_mut();
+  s.landing_ref = ptr::null_mut();
+  s.landing = ptr::null_mut();
+  s.landing_len = 0;
   s.close_held_fds();
   transport::close(s.fd);
 }
@@ -701,7 +757,12 @@ fn deliver(state: &Shared, delivery: Delivery) {
     let mut undefined = ptr::null_mut();
     sys::napi_get_undefined(env, &mut undefined);
     argv[0] = match delivery.frames {
-      Some(frames) => make_buffer(env, frames).unwrap_or(undefined),
+      Some(Frames::Landing(n)) => {
+        let mut value = undefined;
+        sys::napi_create_uint32(env, n as u32, &mut value);
+        value
+      }
+      Some(Frames::Owned(frames)) => make_buffer(env, frames).unwrap_or(undefined),
       None => undefined,
     };
     sys::napi_create_double(env, written, &mut argv[1]);
@@ -733,6 +794,7 @@ fn deliver(state: &Shared, delivery: Delivery) {
     let mut global = ptr::null_mut();
     sys::napi_get_global(env, &mut global);
     let mut result = ptr::null_mut();
+    let was_delivering = std::mem::replace(&mut state.borrow_mut().delivering, true);
     let status = sys::napi_make_callback(
       env,
       async_context,
@@ -742,6 +804,7 @@ fn deliver(state: &Shared, delivery: Delivery) {
       argv.as_ptr(),
       &mut result,
     );
+    state.borrow_mut().delivering = was_delivering;
     if status == sys::Status::napi_pending_exception {
       // A throw in the handler becomes an uncaught exception, as for any other event callback.
       let mut error = ptr::null_mut();
