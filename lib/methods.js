@@ -21,18 +21,22 @@ const ipcMethods = ({prefix, getChannel, onLoopEnd}) => {
   };
   const connected = (channel) => channel.connected;
   const receivable = (channel) => channel.receivable;
+  // Built once: a template literal per call would allocate a string on every send.
+  const sendName = `${prefix}sendMessage`;
+  const getOneName = `${prefix}getOneMessage`;
+  const getEachName = `${prefix}getEachMessage`;
 
   return {
     sendMessage(message, options) {
-      const {strict} = validateSendOptions(`${prefix}sendMessage`, options);
+      const {strict} = validateSendOptions(sendName, options);
       return open('sendMessage', connected).send(message, strict);
     },
     getOneMessage(options) {
-      const {filter, reference} = validateGetOneOptions(`${prefix}getOneMessage`, options);
+      const {filter, reference} = validateGetOneOptions(getOneName, options);
       return open('getOneMessage', receivable).getOne(filter, reference);
     },
     getEachMessage(options) {
-      const {reference} = validateGetEachOptions(`${prefix}getEachMessage`, options);
+      const {reference} = validateGetEachOptions(getEachName, options);
       const channel = open('getEachMessage', receivable);
       return new MessageIterator(channel, reference, onLoopEnd === undefined ? undefined : () => onLoopEnd(channel));
     },
