@@ -293,3 +293,28 @@ test('advanced: a strict send of a large binary arrives and is acknowledged', as
   subprocess.disconnect();
   await subprocess;
 });
+
+// Long strings (64 KiB or more) are decoded as external strings over the received bytes where Node allows it:
+// they must keep those bytes alive and unchanged, through garbage collections and later messages.
+test('advanced: long ASCII and UTF-16 strings, at even and odd offsets, stay intact after GC and later messages', async () => {
+  const {gc, settleMemory} = await import('./fixtures/r-helpers.mjs');
+  const ascii = 'native-ipc '.repeat(12000);                  // 132 KB, ASCII: latin1 external string
+  const utf16 = 'wörld ✓ \ud800 '.repeat(8000);               // non-ASCII, lone surrogate: STRING16
+  const cases = [ascii, utf16, {odd: 'x', utf16}, {o: 'xx', utf16}, [ascii, ascii.slice(1)]];
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = [];
+  for (const value of cases) {
+    replies.push(await echo(subprocess, value));
+    gc();
+  }
+  // Large messages after them reuse memory if the strings did not keep theirs.
+  for (let i = 0; i < 3; i++) {
+    await echo(subprocess, Buffer.alloc(2 * 1024 * 1024, 0x41 + i));
+  }
+  await settleMemory();
+  for (const [i, value] of cases.entries()) {
+    assert.ok(isDeepStrictEqual(replies[i], value), `case ${i}`);
+  }
+  subprocess.disconnect();
+  await subprocess;
+});

@@ -5,9 +5,14 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const {openChannel, closeFd} = require('./native.js');
+const {openChannel, closeFd, externalString, hasExternalStrings} = require('./native.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
+
+// Long received strings become views over the received bytes where Node allows it (see src/strings.rs).
+if (hasExternalStrings()) {
+  codec.useExternalStrings(externalString);
+}
 const errors = require('./errors.js');
 
 const HEADER = 5;

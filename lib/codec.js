@@ -635,6 +635,29 @@ function encString(s) {
   opos = p;
 }
 
+// A long string is written as ASCII in one pass when it is ASCII, else as STRING16. With room for
+// len + len/8 + 8 bytes, utf8Write returns exactly len only if it wrote every character in one byte: a
+// non-ASCII character takes 2 to 4 bytes, and stopping short for lack of room leaves fewer than 4 bytes
+// free, i.e. more than len written.
+function encLongStringAsAscii(s, len) {
+  const cap = len + (len >>> 3) + 8;
+  const hs = strHeaderSize(len);
+  if (opos + hs + cap > out.length) grow(hs + cap);
+  const h = opos;
+  if (out.utf8Write(s, h + hs, cap) !== len) {
+    encString16(s);
+    return;
+  }
+  const b = out;
+  if (hs === 3) {
+    b[h] = 0xda; b[h + 1] = len >>> 8; b[h + 2] = len & 0xff;
+  } else {
+    b[h] = 0xdb; b[h + 1] = len >>> 24; b[h + 2] = (len >>> 16) & 0xff;
+    b[h + 3] = (len >>> 8) & 0xff; b[h + 4] = len & 0xff;
+  }
+  opos = h + hs + len;
+}
+
 function strHeaderSize(n) {
   return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
@@ -644,8 +667,8 @@ function encLongString(s) {
   // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
   // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
   // surrogates. ASCII stays UTF-8 (one byte per character, decoded as a plain copy).
-  if (len >= 4096 && Buffer.byteLength(s, 'utf8') !== len) {
-    encString16(s);
+  if (len >= 4096) {
+    encLongStringAsAscii(s, len);
     return;
   }
   if (!s.isWellFormed()) {
@@ -1277,8 +1300,18 @@ function decodeUtf8Js(b, p, n) {
   return fromCharCode.apply(null, units);
 }
 
+// Set by the channel when Node can make external strings: (buffer, start, end, latin1) => a string over
+// those bytes, without copying them (the string keeps the buffer alive). Used from ZERO_COPY_MIN on, like
+// binary views, so never on the channel's reused landing buffer.
+let externalString;
+
+function useExternalStrings(fn) {
+  externalString = fn;
+}
+
 function decodeLongString(b, p, n) {
   if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
+    if (n >= ZERO_COPY_MIN && externalString !== undefined) return externalString(b, p, p + n, true);
     return b.latin1Slice(p, p + n);    // plain copy, no UTF-8 decoding
   }
   const s = b.utf8Slice(p, p + n);
@@ -1632,6 +1665,9 @@ function readExt(len, depth) {
     case 2: return readBigInt(p, len);
     case 3: // STRING16
       if (len & 1) throw bad('STRING16 payload has an odd length');
+      if (len >= ZERO_COPY_MIN && externalString !== undefined && IS_LE && (src.byteOffset + p) % 2 === 0) {
+        return externalString(src, p, e, false);
+      }
       return src.ucs2Slice(p, e);
     case 4: { // DATE
       if (len !== 8) throw bad('DATE payload must be 8 bytes');
@@ -2027,6 +2063,7 @@ function decodeJson(buf, start, end) {
 
 module.exports = {
   Writer,
+  useExternalStrings,
   encodeAdvanced,
   decodeAdvanced,
   encodeJson,

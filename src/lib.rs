@@ -9,6 +9,7 @@
 
 mod channel;
 mod error;
+mod strings;
 pub mod framing;
 mod transport;
 mod uv;

@@ -1,0 +1,151 @@
+//! Long strings decoded without copying their bytes: V8 external strings over the received buffer.
+//!
+//! A 16 MiB ASCII string costs ~11 ms to copy into a new V8 string (`latin1Slice`), most of it spent
+//! allocating and faulting in fresh memory. An external string points at the bytes where they already are and
+//! keeps the received Buffer alive through a reference, released by V8's finalizer when the string dies.
+//! `node_api_create_external_string_latin1`/`_utf16` exist from Node 20.4 (experimental there, stable in
+//! N-API 10); they are looked up at run time, and JS falls back to copying where they are missing.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::ptr;
+use std::sync::OnceLock;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{sys, Env, JsValue};
+use napi_derive::napi;
+
+type Finalize = unsafe extern "C" fn(env: sys::napi_env, data: *mut c_void, hint: *mut c_void);
+type CreateLatin1 = unsafe extern "C" fn(
+  sys::napi_env,
+  *const c_char,
+  isize,
+  Option<Finalize>,
+  *mut c_void,
+  *mut sys::napi_value,
+  *mut bool,
+) -> sys::napi_status;
+type CreateUtf16 = unsafe extern "C" fn(
+  sys::napi_env,
+  *const u16,
+  isize,
+  Option<Finalize>,
+  *mut c_void,
+  *mut sys::napi_value,
+  *mut bool,
+) -> sys::napi_status;
+
+struct Creators {
+  latin1: Option<CreateLatin1>,
+  utf16: Option<CreateUtf16>,
+}
+
+fn creators() -> &'static Creators {
+  static CREATORS: OnceLock<Creators> = OnceLock::new();
+  CREATORS.get_or_init(|| {
+    let find = |name: &CStr| {
+      // SAFETY: dlsym with RTLD_DEFAULT searches the process (the node binary exports N-API).
+      let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+      (!symbol.is_null()).then_some(symbol)
+    };
+    Creators {
+      // SAFETY: the exported symbols have exactly these signatures (node_api.h).
+      latin1: find(c"node_api_create_external_string_latin1")
+        .map(|f| unsafe { std::mem::transmute::<*mut c_void, CreateLatin1>(f) }),
+      utf16: find(c"node_api_create_external_string_utf16")
+        .map(|f| unsafe { std::mem::transmute::<*mut c_void, CreateUtf16>(f) }),
+    }
+  })
+}
+
+/// Whether this Node can create external strings (JS copies otherwise).
+#[napi]
+pub fn has_external_strings() -> bool {
+  let c = creators();
+  c.latin1.is_some() && c.utf16.is_some()
+}
+
+unsafe extern "C" fn release(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: `hint` is the reference created for this string in `external_string`.
+  unsafe { sys::napi_delete_reference(env, hint as sys::napi_ref) };
+}
+
+/// A string over bytes `[start, end)` of `buffer`, without copying them: `latin1` for one byte per
+/// character (the caller checked they are ASCII), otherwise UTF-16LE code units (2-byte aligned). The
+/// Buffer stays alive as long as the string. Nothing here may change those bytes afterwards.
+#[napi(catch_unwind)]
+pub fn external_string<'env>(
+  env: &'env Env,
+  buffer: Unknown<'env>,
+  start: u32,
+  end: u32,
+  latin1: bool,
+) -> napi::Result<Unknown<'env>> {
+  let raw_env = env.raw();
+  let mut data = ptr::null_mut();
+  let mut length = 0usize;
+  let mut is_buffer = false;
+  let fail = |what: &str| napi::Error::from_reason(format!("externalString(): {what}"));
+  // SAFETY: N-API calls on the current env with live values; the pointer arithmetic stays inside the
+  // Buffer (checked against its length), and the reference keeps that memory alive for the string.
+  unsafe {
+    if sys::napi_is_buffer(raw_env, buffer.raw(), &mut is_buffer) != sys::Status::napi_ok
+      || !is_buffer
+    {
+      return Err(fail("buffer must be a Buffer"));
+    }
+    if sys::napi_get_buffer_info(raw_env, buffer.raw(), &mut data, &mut length)
+      != sys::Status::napi_ok
+    {
+      return Err(fail("cannot read the Buffer"));
+    }
+    let (start, end) = (start as usize, end as usize);
+    if start > end || end > length {
+      return Err(fail("range outside the Buffer"));
+    }
+    let bytes = (data as *const u8).add(start);
+    let mut reference = ptr::null_mut();
+    if sys::napi_create_reference(raw_env, buffer.raw(), 1, &mut reference) != sys::Status::napi_ok
+    {
+      return Err(fail("cannot reference the Buffer"));
+    }
+    let mut result = ptr::null_mut();
+    let mut copied = false;
+    let c = creators();
+    let status = match (latin1, c.latin1, c.utf16) {
+      (true, Some(create), _) => create(
+        raw_env,
+        bytes.cast(),
+        (end - start) as isize,
+        Some(release),
+        reference.cast(),
+        &mut result,
+        &mut copied,
+      ),
+      (false, _, Some(create))
+        if (bytes as usize).is_multiple_of(2) && (end - start).is_multiple_of(2) =>
+      {
+        create(
+          raw_env,
+          bytes.cast(),
+          ((end - start) / 2) as isize,
+          Some(release),
+          reference.cast(),
+          &mut result,
+          &mut copied,
+        )
+      }
+      _ => {
+        sys::napi_delete_reference(raw_env, reference);
+        return Err(fail("external strings are not available for this input"));
+      }
+    };
+    if status != sys::Status::napi_ok || copied {
+      // V8 copied the bytes (or failed): the Buffer need not be kept.
+      sys::napi_delete_reference(raw_env, reference);
+    }
+    if status != sys::Status::napi_ok {
+      return Err(fail("V8 refused the string"));
+    }
+    Ok(Unknown::from_raw_unchecked(raw_env, result))
+  }
+}
