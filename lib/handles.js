@@ -3,7 +3,9 @@
 // Handles passed with a message (Node's `sendHandle`): a net.Server or net.Socket travels as its file
 // descriptor (SCM_RIGHTS, done in Rust) and is rebuilt as the same kind of object on the other side.
 
-const net = require('node:net');
+// node:net costs ~3 ms to load: it is loaded the first time a handle is sent or received, not at start-up
+// (a process that sends a net.Server has loaded it already).
+const loadNet = () => require('node:net');
 const {describe, fail} = require('./validate.js');
 const {closeFd} = require('./native.js');
 
@@ -12,6 +14,7 @@ const HANDLE_SOCKET = 2;
 
 /** Checks `handle` and returns how it travels; throws a TypeError for anything else. */
 const describeHandle = (call, handle) => {
+  const net = loadNet();
   let type;
   if (handle instanceof net.Server) {
     type = HANDLE_SERVER;
@@ -34,6 +37,7 @@ const describeHandle = (call, handle) => {
 
 /** Rebuilds a received handle (`{type, fd}`); the descriptor is owned by the returned object. */
 const reviveHandle = ({type, fd}) => {
+  const net = loadNet();
   if (type === HANDLE_SERVER) {
     const server = net.createServer();
     server.listen({fd});

@@ -76,11 +76,36 @@ const loadError = (cause) => {
   return new Error(lines.join('\n'), {cause});
 };
 
-let binding;
-try {
-  binding = require('../binding.js');
-} catch (error) {
-  throw loadError(error);
+/**
+ * The common case, straight: a glibc Linux binary next to this package or in its platform package. The
+ * generated loader (binding.js) tells libc and platforms apart, which costs ~4 ms of every child's start-up;
+ * it stays the path for everything else (and for a glibc binary that does not load, e.g. on musl).
+ */
+const loadDirect = () => {
+  if (process.platform !== 'linux' || process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+    return undefined;
+  }
+  const platform = `linux-${process.arch}-gnu`;
+  try {
+    return require(`../native-ipc.${platform}.node`);
+  } catch {}
+  try {
+    // As binding.js does: only the platform package of this very version.
+    const packageName = `native-ipc-${platform}`;
+    if (require(`${packageName}/package.json`).version === require('../package.json').version) {
+      return require(packageName);
+    }
+  } catch {}
+  return undefined;
+};
+
+let binding = loadDirect();
+if (binding === undefined) {
+  try {
+    binding = require('../binding.js');
+  } catch (error) {
+    throw loadError(error);
+  }
 }
 
 module.exports = binding;
