@@ -6,7 +6,7 @@
 //   node bench/run.mjs [--reps N] [--only id,id] [--scenarios 1,2,4a|p2c,...] [--quick]
 //
 // Implementation ids: native-advanced native-json node-json node-advanced
-// bun-json bun-advanced floor. --quick uses 1/10 of the message counts and
+// bun-json bun-advanced node-stream floor. --quick uses 1/10 of the message counts and
 // smaller payloads (for checking the harness, not for figures).
 import {spawn, spawnSync} from 'node:child_process';
 import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
@@ -181,6 +181,15 @@ for (const serialization of ['json', 'advanced']) {
 		skipped: !wanted(`bun-${serialization}`) ? 'not selected' : bun ? null : 'not installed',
 	});
 }
+// Node's own floor for round trips: raw bytes echoed over the child's stdio socketpair (scenario 3 only).
+implementations.push({
+	id: 'node-stream',
+	label: 'Node raw stream floor',
+	command: process.execPath,
+	driver: path.join(benchDir, 'drivers', 'node-stream.mjs'),
+	only: ['pingpong'],
+	skipped: wanted('node-stream') ? null : 'not selected',
+});
 const floor = {id: 'floor', label: 'raw floor (Rust)', skipped: wanted('floor') ? null : 'not selected'};
 implementations.push(floor);
 for (const impl of implementations) impl.scenarios = {};
@@ -224,7 +233,7 @@ if (!floor.skipped) {
 for (const scenario of scenarios) {
 	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
 	for (const impl of implementations) {
-		if (impl.skipped || impl.id === 'floor') continue;
+		if (impl.skipped || impl.id === 'floor' || (impl.only && !impl.only.includes(scenario.id))) continue;
 		const job = {scenario: scenario.id, serialization: impl.serialization, reps: opts.reps, ...sizes};
 		const t0 = process.hrtime.bigint();
 		let result;
@@ -276,6 +285,7 @@ const ratios = [
 	{label: 'native-ipc ÷ Node json', of: 'native-advanced', to: 'node-json'},
 	{label: 'native-ipc ÷ Node advanced', of: 'native-advanced', to: 'node-advanced'},
 	{label: 'native-ipc ÷ raw floor', of: 'native-advanced', to: 'floor'},
+	{label: 'native-ipc ÷ Node raw stream floor', of: 'native-advanced', to: 'node-stream'},
 	{label: 'native-ipc json ÷ Node json', of: 'native-json', to: 'node-json'},
 ]
 	.map(r => ({...r, values: ratio(r.of, r.to)}))
