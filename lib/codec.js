@@ -1822,8 +1822,11 @@ function readSparseArray(depth) {
   const arr = [];
   register(arr);
   for (let i = 1; i < n; i += 2) {
+    const format = spos < send ? src[spos] : 0;
     const k = read(depth + 1);
     if (typeof k === 'number') {
+      // An index is written in an int format; a float (even 1.0, or -0) is not one (PROTOCOL §5.2.5).
+      if (format === 0xca || format === 0xcb) throw bad('ARRAY index is a float, not an integer format');
       if (!Number.isInteger(k) || k < 0 || k >= length) throw bad(`ARRAY index ${k} out of range`);
       arr[k] = read(depth + 1);
     } else if (typeof k === 'string') {

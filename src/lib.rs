@@ -1,7 +1,9 @@
 //! native-ipc: the Rust end of a fast IPC channel for Node.js subprocesses.
 //!
 //! `transport` (socketpair and syscalls) and `framing` (frame layout, handshake, limits) are plain Rust;
-//! `channel` drives them from Node's event loop and is the only module that talks to N-API.
+//! `channel` drives them from Node's event loop through N-API; `strings` makes V8 external strings for the
+//! JS decoder; `value` is a reference implementation of the message value format (PROTOCOL.md §5.2) for
+//! peers written in Rust, tested against the same vectors as the JS codec.
 
 #![deny(clippy::all)]
 // napi-derive registers the exported functions only outside `cfg(test)`, so unit-test builds see them unused.
@@ -9,10 +11,11 @@
 
 mod channel;
 mod error;
-mod strings;
 pub mod framing;
+mod strings;
 mod transport;
 mod uv;
+pub mod value;
 
 #[cfg(test)]
 mod fuzz_tests;
