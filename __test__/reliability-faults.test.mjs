@@ -214,6 +214,22 @@ test('C16: 8 MiB sent right before process.exit() arrives while the parent is bu
   );
 });
 
+test('C16: a child that exits with the parent\'s bytes unread (the kernel resets the connection): all it sent still arrives', async () => {
+  const subprocess = fork(fixture('r-exit-unread.mjs'));
+  assert.equal(await subprocess.getOneMessage(), 'ready');
+  await subprocess.sendMessage('never read');
+  // The child sends 1.5 MiB and exits while this process does not read: the reset reaches a socket that
+  // still holds all of it.
+  blockEventLoop(1000);
+  const {exitCode, ipcOutput} = await subprocess;
+  assert.equal(exitCode, 0);
+  assert.equal(ipcOutput[0], 'ready');
+  assert.deepEqual(
+    ipcOutput.slice(1).map(({i, data}) => [i, data.length, data[0]]),
+    Array.from({length: 6}, (_, i) => [i, 256 * 1024, i]),
+  );
+});
+
 // ---- 17. The parent reads to end-of-file before reporting the exit ----
 
 test('C17: with the parent blocked while the child sends and exits, the message comes first: message, disconnect, exit, close', async () => {

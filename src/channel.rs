@@ -494,9 +494,11 @@ impl State {
     self.update_ref();
   }
 
-  /// Reads what is available, without holding bytes past the read budget.
-  fn read_available(&mut self) -> std::result::Result<Option<End>, ChannelError> {
-    let mut budget = READ_BUDGET;
+  /// Reads what the socket holds, up to `budget` bytes (whole frames are delivered after each call).
+  fn read_available(
+    &mut self,
+    mut budget: usize,
+  ) -> std::result::Result<Option<End>, ChannelError> {
     loop {
       // A large frame is read to its exact end into a buffer of its own size, so that it is never copied.
       let want = match self.pending_frame {
@@ -573,9 +575,10 @@ impl State {
   fn service(&mut self, status: c_int, events: c_int) -> Delivery {
     let mut out = Delivery::default();
     if status < 0 {
-      // libuv reports a socket error condition (POLLERR, e.g. the peer closed while writes were pending)
-      // as a failed poll. Whatever the peer sent before that is still read; then the channel ends.
-      out.end = match self.read_available() {
+      // libuv reports a socket error condition (POLLERR, e.g. the peer closed while writes were pending, or
+      // with bytes of ours it had not read: the kernel then sets ECONNRESET) as a failed poll. Whatever the
+      // peer sent before that is still read — all of it, not one budget, as the channel ends here.
+      out.end = match self.read_available(usize::MAX) {
         Ok(_) => Some(End::Eof),
         Err(e) => Some(end_of(e)),
       };
@@ -598,7 +601,7 @@ impl State {
       }
     }
     if out.end.is_none() && (events & uv::READABLE != 0 || write_died) {
-      match self.read_available() {
+      match self.read_available(READ_BUDGET) {
         Ok(end) => out.end = end,
         Err(e) => out.end = Some(end_of(e)),
       }
