@@ -34,7 +34,20 @@ const generated = [
   {name: '4096 non-ASCII code units travel as STRING16', bytes: string16('\u00e9'.repeat(4096)), js: "'\\u00e9'.repeat(4096)"},
   {name: '4095 non-ASCII code units travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x1f, 0xfe]), Buffer.from('\u00e9'.repeat(4095))]), js: "'\\u00e9'.repeat(4095)"},
   {name: '5000 ASCII characters travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x13, 0x88]), Buffer.from('a'.repeat(5000))]), js: "'a'.repeat(5000)"},
-  {name: '1000 nested arrays', bytes: Buffer.concat([Buffer.alloc(999, 0x91), Buffer.from([0x90])]), js: "Array.from({length: 999}).reduce((inner) => [inner], [])"},
+  {
+    name: '1000 nested arrays',
+    bytes: Buffer.concat([Buffer.alloc(999, 0x91), Buffer.from([0x90])]),
+    js: 'Array.from({length: 999}).reduce((inner) => [inner], [])',
+    // Compared by walking down: Node 24's isDeepStrictEqual runs out of stack on 1000 levels.
+    check: (value) => {
+      let level = value;
+      for (let depth = 0; depth < 999; depth++) {
+        if (!Array.isArray(level) || level.length !== 1) return [`level ${depth} is not a one-element array`];
+        level = level[0];
+      }
+      return Array.isArray(level) && level.length === 0 ? [] : ['the innermost value is not an empty array'];
+    },
+  },
 ].map((v) => ({kind: 'valid', canonical: v.bytes, ...v}));
 
 const type = (value) => (value === null ? 'null' : typeof value !== 'object' ? typeof value : Object.prototype.toString.call(value));
@@ -85,7 +98,7 @@ test('valid and accepted vectors: the JS codec decodes each to its value and enc
   for await (const message of subprocess.getEachMessage()) {
     const v = cases[index];
     const wanted = evaluate(v.js);
-    for (const difference of differences(message, wanted)) problems.push(`${v.name}: decoded value: ${difference}`);
+    for (const difference of v.check ? v.check(message) : differences(message, wanted)) problems.push(`${v.name}: decoded value: ${difference}`);
     // Back to the peer: the decoded value (decode + encode) and the expected one (encode only).
     await subprocess.sendMessage(message);
     await subprocess.sendMessage(wanted);
