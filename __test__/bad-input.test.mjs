@@ -39,6 +39,8 @@ test('a message above maxMessageSize rejects before anything is sent; the channe
     code: 'ERR_IPC_MESSAGE_TOO_LARGE',
     message: /subprocess\.sendMessage\(\)'s argument is too large: it encodes to 200\d bytes, above the `maxMessageSize` of 1024 bytes/,
   });
+  // A large binary is kept out of the coalescing buffer (an external part): refusing it must drop it too.
+  await assert.rejects(subprocess.sendMessage({data: Buffer.alloc(100_000)}), {code: 'ERR_IPC_MESSAGE_TOO_LARGE'});
   const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage('small')]);
   assert.equal(reply, 'small');
   subprocess.disconnect();
