@@ -25,6 +25,8 @@ const KIND_HANDLE = 6;
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
 const FLUSH_BYTES = 64 * 1024;
+// A flushed batch at least this large is handed to Rust with its buffer (see flush()).
+const LEND_BYTES = 1024 * 1024;
 // Small batches of received frames arrive in this buffer, reused for every batch: no allocation and no new
 // Buffer per wake-up. No larger than the codec's ZERO_COPY_MIN, so no decoded value is a view into it.
 const LANDING_BYTES = 64 * 1024;
@@ -63,6 +65,8 @@ class Channel {
     this.writer = new codec.Writer();
     // Large binaries go to the kernel straight from the sender's memory (see flush()).
     this.writer.externalMin = FLUSH_BYTES;
+    // A large writer buffer lent to Rust (flush()), to be taken back once written.
+    this.spareBuffer = undefined;
 
     // Sending. `streamEnd` counts the bytes of every frame produced; each unsettled send waits for the
     // kernel to have taken the bytes up to its own end offset.
@@ -149,6 +153,9 @@ class Channel {
       return Promise.reject(failure);
     }
     const w = this.writer;
+    if (this.spareBuffer !== undefined && w.pos === 0) {
+      this.reclaimWriterBuffer();
+    }
     const start = w.pos;
     const externalBefore = w.extLength;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
@@ -232,6 +239,16 @@ class Channel {
     }
   }
 
+  /** The large buffer lent to Rust becomes the writer's again once Rust has written it all. */
+  reclaimWriterBuffer() {
+    if (this.closed || !this.native.lending) {
+      if (this.spareBuffer.length > this.writer.buf.length) {
+        this.writer.buf = this.spareBuffer;
+      }
+      this.spareBuffer = undefined;
+    }
+  }
+
   /**
    * Hands every coalesced frame to Rust in one call. Frames with external parts go as a list of buffers:
    * Rust writes them with one sendmsg and copies only what the kernel did not take, before returning.
@@ -251,7 +268,20 @@ class Channel {
     }
     let written;
     try {
-      written = w.extLength === 0 ? this.native.write(w.buf.subarray(0, w.pos)) : this.native.writeParts(w.parts());
+      if (w.extLength !== 0) {
+        written = this.native.writeParts(w.parts());
+      } else if (w.pos >= LEND_BYTES) {
+        // A large batch (a long string, a big object): Rust writes the rest from this very buffer rather than
+        // copying it, and this side takes a fresh one.
+        written = this.native.writeOwned(w.buf, w.pos);
+        if (this.native.lending) {
+          // Taken back once Rust is done with it (reclaimWriterBuffer): reused memory costs no page faults.
+          this.spareBuffer = w.buf.length <= KEEP_WRITER_BYTES ? w.buf : undefined;
+          w.buf = Buffer.allocUnsafeSlow(FLUSH_BYTES);
+        }
+      } else {
+        written = this.native.write(w.buf.subarray(0, w.pos));
+      }
     } catch (error) {
       w.reset();
       if (error.code === 'EPIPE' || error.code === 'ERR_IPC_CHANNEL_CLOSED') {

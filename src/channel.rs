@@ -58,6 +58,9 @@ struct State {
   scanned: usize,
   /// Total length of the incomplete frame at `scanned`, once known.
   pending_frame: Option<usize>,
+  /// A large coalescing buffer JS gave up, written from where it is (see `write_owned`); its unwritten
+  /// bytes come before `outq` in the stream.
+  lent: Option<Lent>,
   /// Bytes the kernel has not taken yet: `outq[out_start..]`.
   outq: Vec<u8>,
   out_start: usize,
@@ -87,6 +90,14 @@ struct Delivery {
   fds: Vec<RawFd>,
   written: bool,
   end: Option<End>,
+}
+
+/// A JS Buffer kept alive by a reference while its bytes `[pos, len)` wait for the kernel.
+struct Lent {
+  reference: sys::napi_ref,
+  ptr: *const u8,
+  len: usize,
+  pos: usize,
 }
 
 /// Whole frames for JS: a batch that fits is copied into the landing buffer JS gave at open (no allocation,
@@ -219,6 +230,7 @@ pub fn open_channel(
     scanned: 0,
     pending_frame: None,
     hello_len: hello.len() as u64,
+    lent: None,
     outq: hello,
     out_start: 0,
     written: 0,
@@ -267,11 +279,11 @@ impl NativeChannel {
     }
     // Give the kernel what waits first: a sender that produces faster than the loop turns still feeds the
     // socket on every call, so the reader works in parallel instead of waiting for this side to go idle.
-    if s.out_start < s.outq.len() {
+    if s.has_output() {
       s.flush()?;
     }
     let mut skip = 0;
-    if s.out_start == s.outq.len() {
+    if !s.has_output() {
       // Nothing queued: try the kernel directly and keep only the rest.
       skip = transport::write(s.fd, parts, None).map_err(ChannelError::Write)?;
       s.written += skip as u64;
@@ -309,6 +321,75 @@ impl NativeChannel {
     let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
     self.write_slices(&slices)
   }
+
+  /// Like `write` for `buffer[0..length]`, from a large coalescing buffer JS gives up (it never touches
+  /// that Buffer again): what the kernel does not take now is written later from the Buffer itself, kept
+  /// alive by a reference, instead of being copied into the queue. `lending` tells whether it was kept.
+  #[napi(catch_unwind)]
+  pub fn write_owned(&self, env: Env, buffer: Unknown<'_>, length: u32) -> Result<f64, String> {
+    let raw_env = env.raw();
+    let mut data = ptr::null_mut();
+    let mut size = 0usize;
+    let mut is_buffer = false;
+    // SAFETY: N-API calls on the current env with a live value.
+    unsafe {
+      check(sys::napi_is_buffer(raw_env, buffer.raw(), &mut is_buffer))?;
+      if !is_buffer {
+        return Err(ChannelError::BadArgument("writeOwned() takes a Buffer").into());
+      }
+      check(sys::napi_get_buffer_info(
+        raw_env,
+        buffer.raw(),
+        &mut data,
+        &mut size,
+      ))?;
+    }
+    let length = length as usize;
+    if length > size {
+      return Err(
+        ChannelError::BadArgument("writeOwned(): length past the end of the Buffer").into(),
+      );
+    }
+    // SAFETY: `data..data + size` is the Buffer's memory, alive during this call.
+    let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, length) };
+    {
+      let mut s = self.state.borrow_mut();
+      if s.done || s.closing {
+        return Err(ChannelError::Closed.into());
+      }
+      if s.has_output() {
+        s.flush()?;
+      }
+      if s.has_output() {
+        // Behind other queued bytes: queue a copy, as `write` does.
+        drop(s);
+        return self.write_slices(&[bytes]);
+      }
+      let n = transport::write(s.fd, &[bytes], None).map_err(ChannelError::Write)?;
+      s.written += n as u64;
+      s.outq.clear();
+      s.out_start = 0;
+      if n < length {
+        let mut reference = ptr::null_mut();
+        // SAFETY: as above; the reference keeps the Buffer (and so `data`) alive until released.
+        check(unsafe { sys::napi_create_reference(raw_env, buffer.raw(), 1, &mut reference) })?;
+        s.lent = Some(Lent {
+          reference,
+          ptr: data as *const u8,
+          len: length,
+          pos: n,
+        });
+      }
+      s.update_poll();
+      Ok(s.written_by_js())
+    }
+  }
+
+  /// Whether a Buffer given to `writeOwned` is still being written from.
+  #[napi(getter)]
+  pub fn lending(&self) -> bool {
+    self.state.borrow().lent.is_some()
+  }
   /// Queues one frame that carries a handle: the descriptor `handle` is passed (SCM_RIGHTS) with the
   /// frame's first byte. The descriptor is duplicated, so its owner may close it at once.
   #[napi(catch_unwind)]
@@ -318,7 +399,7 @@ impl NativeChannel {
       return Err(ChannelError::Closed.into());
     }
     let copy = transport::dup(handle).map_err(ChannelError::Io)?;
-    let offset = s.written + (s.outq.len() - s.out_start) as u64;
+    let offset = s.written + s.queued_len() as u64;
     s.fd_marks.push_back((offset, copy));
     s.outq.extend_from_slice(&frame);
     s.flush()?;
@@ -339,8 +420,7 @@ impl NativeChannel {
   /// Bytes given to `write` that the kernel has not taken yet.
   #[napi(getter)]
   pub fn queued(&self) -> f64 {
-    let s = self.state.borrow();
-    (s.outq.len() - s.out_start) as f64
+    self.state.borrow().queued_len() as f64
   }
 
   /// Whether the channel keeps the event loop alive (queued writes always do).
@@ -361,7 +441,7 @@ impl NativeChannel {
       }
       s.closing = true;
       s.update_ref();
-      s.out_start == s.outq.len()
+      !s.has_output()
     };
     if !graceful || empty {
       finish(&self.state);
@@ -373,9 +453,9 @@ impl NativeChannel {
   #[napi(catch_unwind)]
   pub fn flush_sync(&self, timeout_ms: u32) -> f64 {
     let mut s = self.state.borrow_mut();
-    while !s.done && s.out_start < s.outq.len() {
+    while !s.done && s.has_output() {
       match s.flush() {
-        Ok(_) if s.out_start < s.outq.len() => {
+        Ok(_) if s.has_output() => {
           if !transport::wait_writable(s.fd, timeout_ms as i32) {
             break;
           }
@@ -392,10 +472,40 @@ impl State {
     self.written.saturating_sub(self.hello_len) as f64
   }
 
+  /// Bytes given to write that the kernel has not taken yet.
+  fn queued_len(&self) -> usize {
+    self.lent.as_ref().map_or(0, |l| l.len - l.pos) + self.outq.len() - self.out_start
+  }
+
+  fn has_output(&self) -> bool {
+    self.queued_len() > 0
+  }
+
+  /// Lets the lent Buffer go (on the JS thread: the reference is deleted).
+  fn release_lent(&mut self) {
+    if let Some(lent) = self.lent.take() {
+      // SAFETY: called on the env's JS thread, outside teardown (the cleanup hook forgets it instead).
+      unsafe { sys::napi_delete_reference(self.env, lent.reference) };
+    }
+  }
+
   /// Writes queued bytes until the kernel stops taking them. A queued descriptor goes with the first
   /// byte of its frame, so a write never runs past the next descriptor's offset.
   fn flush(&mut self) -> std::result::Result<bool, ChannelError> {
     let mut progressed = false;
+    if let Some(lent) = &mut self.lent {
+      // Descriptors are always queued after the lent bytes (in `outq`), so none is due inside them.
+      // SAFETY: `ptr..ptr + len` is the memory of the Buffer `reference` keeps alive.
+      let rest = unsafe { std::slice::from_raw_parts(lent.ptr.add(lent.pos), lent.len - lent.pos) };
+      let n = transport::write(self.fd, &[rest], None).map_err(ChannelError::Write)?;
+      lent.pos += n;
+      self.written += n as u64;
+      progressed = n > 0;
+      if lent.pos < lent.len {
+        return Ok(progressed);
+      }
+      self.release_lent();
+    }
     while self.out_start < self.outq.len() {
       let mut end = self.outq.len();
       let mut handle = None;
@@ -441,6 +551,7 @@ impl State {
 
   /// Forgets the queued output after the peer went away (its sends are rejected in JS at the end).
   fn drop_output(&mut self) {
+    self.release_lent();
     self.outq.clear();
     self.out_start = 0;
     for (_, fd) in self.fd_marks.drain(..) {
@@ -462,7 +573,7 @@ impl State {
     if self.handle.is_null() {
       return;
     }
-    let want = (self.js_ref && !self.closing) || self.out_start < self.outq.len();
+    let want = (self.js_ref && !self.closing) || self.has_output();
     if want != self.refed {
       // SAFETY: the handle is open (not null).
       unsafe {
@@ -481,7 +592,7 @@ impl State {
       return;
     }
     let mut events = uv::READABLE;
-    if self.out_start < self.outq.len() {
+    if self.has_output() {
       events |= uv::WRITABLE;
     }
     if events != self.polled {
@@ -606,7 +717,7 @@ impl State {
         Err(e) => out.end = Some(end_of(e)),
       }
     }
-    if out.end.is_none() && self.closing && self.out_start == self.outq.len() {
+    if out.end.is_none() && self.closing && !self.has_output() {
       // A graceful close waited for the queue; it is empty now.
       out.end = Some(End::Eof);
     }
@@ -661,6 +772,9 @@ fn finish(state: &Shared) {
     }
     sys::napi_delete_reference(s.env, s.callback);
     sys::napi_delete_reference(s.env, s.landing_ref);
+    if let Some(lent) = s.lent.take() {
+      sys::napi_delete_reference(s.env, lent.reference);
+    }
     sys::napi_async_destroy(s.env, s.async_context);
   }
   s.callback = ptr::null_mut();
@@ -688,6 +802,8 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
   let mut s = state.borrow_mut();
   s.done = true;
   s.cleanup_arg = ptr::null();
+  // N-API calls are no longer allowed: the reference goes with the env.
+  s.lent = None;
   if !s.handle.is_null() {
     let handle = std::mem::replace(&mut s.handle, ptr::null_mut());
     // SAFETY: the handle is open.
