@@ -8,12 +8,12 @@
 const {openChannel, closeFd, externalString, hasExternalStrings} = require('./native.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
+const errors = require('./errors.js');
 
 // Long received strings become views over the received bytes where Node allows it (see src/strings.rs).
 if (hasExternalStrings()) {
   codec.useExternalStrings(externalString);
 }
-const errors = require('./errors.js');
 
 const HEADER = 5;
 const KIND_MESSAGE = 2;
