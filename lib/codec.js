@@ -80,11 +80,11 @@ const { types } = require('util');
 // Buffer is taken from the module: the global `Buffer` is an accessor property,
 // which costs a getter call on every use.
 const { Buffer, isUtf8, isAscii, constants: bufferConstants } = require('buffer');
-const os = require('os');
 
 const MAX_DEPTH = 10000;
 const ZERO_COPY_MIN = 64 * 1024;
-const IS_LE = os.endianness() === 'LE';
+// The host's byte order, without loading node:os (~0.7 ms of a child's start-up).
+const IS_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const MAX_BUFFER = bufferConstants.MAX_LENGTH;
 
 const EXT = Object.freeze({
