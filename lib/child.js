@@ -6,7 +6,6 @@
 
 const {Channel} = require('./channel.js');
 const errors = require('./errors.js');
-const cancel = require('./cancel.js');
 const {ChildChannel} = require('./node-style.js');
 const {ipcMethods} = require('./methods.js');
 
@@ -77,7 +76,8 @@ const getChannel = (name) => {
 // The child's loops end without disconnecting (execa R33).
 const {sendMessage, getOneMessage, getEachMessage} = ipcMethods({prefix: '', getChannel});
 
-const getCancelSignal = () => cancel.getCancelSignal(currentChannel);
+// cancel.js is loaded on first use: most children never ask for the signal.
+const getCancelSignal = () => require('./cancel.js').getCancelSignal(currentChannel);
 
 /** Node's process IPC API (send, 'message', 'disconnect', ref/unref) over the same channel. */
 const nodeStyleChannel = new ChildChannel(currentChannel);
