@@ -153,22 +153,8 @@ pub fn open_channel(
     "serialization must be 'advanced' or 'json'",
   ))?;
   let raw_env = env.raw();
-  let mut landing_ptr = ptr::null_mut();
-  let mut landing_len = 0usize;
-  let mut is_buffer = false;
-  // SAFETY: plain N-API calls on the current env with a live value.
-  unsafe {
-    check(sys::napi_is_buffer(raw_env, landing.raw(), &mut is_buffer))?;
-    if !is_buffer {
-      return Err(ChannelError::BadArgument("landing must be a Buffer").into());
-    }
-    check(sys::napi_get_buffer_info(
-      raw_env,
-      landing.raw(),
-      &mut landing_ptr,
-      &mut landing_len,
-    ))?;
-  }
+  let (landing_ptr, landing_len) = buffer_memory(raw_env, &landing)
+    .ok_or(ChannelError::BadArgument("landing must be a Buffer"))?;
   transport::adopt(fd).map_err(ChannelError::Adopt)?;
   let mut landing_ref = ptr::null_mut();
   let mut callback_ref = ptr::null_mut();
@@ -328,22 +314,8 @@ impl NativeChannel {
   #[napi(catch_unwind)]
   pub fn write_owned(&self, env: Env, buffer: Unknown<'_>, length: u32) -> Result<f64, String> {
     let raw_env = env.raw();
-    let mut data = ptr::null_mut();
-    let mut size = 0usize;
-    let mut is_buffer = false;
-    // SAFETY: N-API calls on the current env with a live value.
-    unsafe {
-      check(sys::napi_is_buffer(raw_env, buffer.raw(), &mut is_buffer))?;
-      if !is_buffer {
-        return Err(ChannelError::BadArgument("writeOwned() takes a Buffer").into());
-      }
-      check(sys::napi_get_buffer_info(
-        raw_env,
-        buffer.raw(),
-        &mut data,
-        &mut size,
-      ))?;
-    }
+    let (data, size) = buffer_memory(raw_env, &buffer)
+      .ok_or(ChannelError::BadArgument("writeOwned() takes a Buffer"))?;
     let length = length as usize;
     if length > size {
       return Err(
@@ -743,6 +715,23 @@ fn end_of(e: ChannelError) -> End {
     e if e.is_peer_gone() => End::Eof,
     e => End::Failed(e.to_string()),
   }
+}
+
+/// The memory of `value` if it is a Buffer: its data pointer and length.
+pub(crate) fn buffer_memory(env: sys::napi_env, value: &Unknown<'_>) -> Option<(*mut u8, usize)> {
+  let mut is_buffer = false;
+  let mut data = ptr::null_mut();
+  let mut length = 0usize;
+  // SAFETY: N-API calls on the current env with a live value.
+  unsafe {
+    if sys::napi_is_buffer(env, value.raw(), &mut is_buffer) != sys::Status::napi_ok || !is_buffer {
+      return None;
+    }
+    if sys::napi_get_buffer_info(env, value.raw(), &mut data, &mut length) != sys::Status::napi_ok {
+      return None;
+    }
+  }
+  Some((data.cast(), length))
 }
 
 fn check(status: sys::napi_status) -> std::result::Result<(), ChannelError> {

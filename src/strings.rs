@@ -81,23 +81,12 @@ pub fn external_string<'env>(
   latin1: bool,
 ) -> napi::Result<Unknown<'env>> {
   let raw_env = env.raw();
-  let mut data = ptr::null_mut();
-  let mut length = 0usize;
-  let mut is_buffer = false;
   let fail = |what: &str| napi::Error::from_reason(format!("externalString(): {what}"));
+  let (data, length) = crate::channel::buffer_memory(raw_env, &buffer)
+    .ok_or_else(|| fail("buffer must be a Buffer"))?;
   // SAFETY: N-API calls on the current env with live values; the pointer arithmetic stays inside the
   // Buffer (checked against its length), and the reference keeps that memory alive for the string.
   unsafe {
-    if sys::napi_is_buffer(raw_env, buffer.raw(), &mut is_buffer) != sys::Status::napi_ok
-      || !is_buffer
-    {
-      return Err(fail("buffer must be a Buffer"));
-    }
-    if sys::napi_get_buffer_info(raw_env, buffer.raw(), &mut data, &mut length)
-      != sys::Status::napi_ok
-    {
-      return Err(fail("cannot read the Buffer"));
-    }
     let (start, end) = (start as usize, end as usize);
     if start > end || end > length {
       return Err(fail("range outside the Buffer"));
