@@ -5,7 +5,7 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const {openChannel, closeFd, externalString, hasExternalStrings} = require('./native.js');
+const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages} = require('./native.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
@@ -63,6 +63,7 @@ class Channel {
     this.decodeValue = serialization === 'json' ? codec.decodeJson : codec.decodeAdvanced;
     this.maxMessageSize = maxMessageSize;
     this.writer = new codec.Writer();
+    this.writer.onLargeBuffer = adviseHugePages;
     // Large binaries go to the kernel straight from the sender's memory (see flush()).
     this.writer.externalMin = FLUSH_BYTES;
     // A large writer buffer lent to Rust (flush()), to be taken back once written.

@@ -205,6 +205,8 @@ const EMPTY = Buffer.alloc(0);
 // before the byte `buf[extAt[i]]`; `parts()` lists the stream as buffers to
 // hand to the kernel in order. The caller must consume the parts before the
 // sender can change those bytes (the channel does it within the send call).
+const LARGE_BUFFER = 4 * 1024 * 1024;
+
 class Writer {
   constructor(initialSize = 64 * 1024) {
     if (!Number.isInteger(initialSize) || initialSize < 1 || initialSize > MAX_BUFFER) {
@@ -216,6 +218,9 @@ class Writer {
     this.extAt = [];
     this.extBytes = [];
     this.extLength = 0;   // total bytes of the external parts
+    // Called with each new buffer of 4 MiB or more before anything is written to it (the channel asks the
+    // kernel for huge pages there: see src/memory.rs).
+    this.onLargeBuffer = undefined;
   }
 
   /** Stream bytes of the external parts at or after buf offset `from`. */
@@ -275,6 +280,7 @@ class Writer {
     while (size < need) size *= 2;
     if (size > MAX_BUFFER) size = MAX_BUFFER;
     const buf = Buffer.allocUnsafeSlow(size);
+    if (size >= LARGE_BUFFER && this.onLargeBuffer !== undefined) this.onLargeBuffer(buf);
     if (this.pos > 0) buf.set(new Uint8Array(old.buffer, old.byteOffset, this.pos), 0);
     this.buf = buf;
   }

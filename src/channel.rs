@@ -21,6 +21,7 @@ use napi_derive::napi;
 
 use crate::error::ChannelError;
 use crate::framing::{self, FrameError, Serialization, Splitter};
+use crate::memory::{advise_huge_pages, ADVISE_MIN};
 use crate::transport::{self, Read};
 use crate::uv;
 
@@ -281,7 +282,13 @@ impl NativeChannel {
         skip -= part.len();
         continue;
       }
-      s.outq.extend_from_slice(&part[skip..]);
+      let rest = &part[skip..];
+      if rest.len() >= ADVISE_MIN {
+        s.outq.reserve(rest.len());
+        let spare = s.outq.spare_capacity_mut();
+        advise_huge_pages(spare.as_ptr().cast(), spare.len());
+      }
+      s.outq.extend_from_slice(rest);
       skip = 0;
     }
     s.update_poll();
@@ -589,6 +596,10 @@ impl State {
         _ => READ_CHUNK,
       };
       self.inbuf.reserve_exact(want);
+      if want >= ADVISE_MIN {
+        let spare = self.inbuf.spare_capacity_mut();
+        advise_huge_pages(spare.as_ptr().cast(), spare.len());
+      }
       let spare = &mut self.inbuf.spare_capacity_mut()[..want];
       match transport::read(self.fd, spare, &mut self.in_fds).map_err(ChannelError::Read)? {
         Read::Data(n) => {

@@ -12,6 +12,7 @@
 mod channel;
 mod error;
 pub mod framing;
+mod memory;
 mod strings;
 mod transport;
 mod uv;
