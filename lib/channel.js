@@ -449,7 +449,9 @@ class Channel {
       // everything is decoded now, and the decoder copies binaries this small (see LANDING_BYTES).
       this.readFrames(this.landing, frames);
     } else if (frames !== undefined) {
-      this.readFrames(frames, frames.length);
+      // A Buffer made by N-API has another hidden class than those made in JS (the landing buffer): seen
+      // through a JS-made view, the decoder's byte loads stay monomorphic.
+      this.readFrames(Buffer.from(frames.buffer, frames.byteOffset, frames.length), frames.length);
     }
     if (this.justAcked) {
       // Strict sends answered in this batch counted as in flight for the frames after their ack; their
