@@ -40,6 +40,7 @@ const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
 const noop = () => {};
+const returnFalse = () => false;
 
 // One executor for every send promise, so that a send allocates no closure.
 let nextResolve;
@@ -98,7 +99,8 @@ class Channel {
     // Replaced (not mutated) on add/remove, so a loop over it is never disturbed by an iterator ending.
     this.iterators = [];
     this.collector = undefined;
-    this.collectorListens = false;
+    // Whether the parent's collector counts as a listener: it buffers, or 'message' has listeners (parent.js).
+    this.collectorListens = returnFalse;
     this.onCancel = undefined;
     this.cancelReason = undefined;
     this.onDisconnect = undefined;
@@ -192,7 +194,7 @@ class Channel {
       buf[start + 4] = KIND_STRICT;
       const id = this.nextStrictId++;
       buf.writeUInt32LE(id >>> 0, start + HEADER);
-      buf[start + HEADER + 4] = this.listenerCount > 0 || this.collectorListens ? 1 : 0;
+      buf[start + HEADER + 4] = this.listenerCount > 0 || this.collectorListens() ? 1 : 0;
       ackPromise = this.waitForAck(id);
     } else {
       buf[start + 4] = KIND_MESSAGE;
@@ -614,7 +616,7 @@ class Channel {
         this.queue[index] = undefined;
         this.queueHandles[index] = undefined;
         if (ack !== 0 && this.connected) {
-          this.sendAck(ack.id, listening || this.collectorListens);
+          this.sendAck(ack.id, listening || this.collectorListens());
         }
         if (!listening) {
           if (handle !== undefined) {

@@ -275,9 +275,7 @@ const decorate = (child, channel, settings, command, userOptions) => {
 
   if (channel !== undefined) {
     // The collector listens when it buffers; Node-style 'message' listeners listen too.
-    Object.defineProperty(channel, 'collectorListens', {
-      get: () => settings.buffer || child.listenerCount('message') > 0,
-    });
+    channel.collectorListens = () => settings.buffer || child.listenerCount('message') > 0;
     let disconnectEmitted = false;
     const emitDisconnect = () => {
       if (!disconnectEmitted) {
