@@ -287,6 +287,8 @@ const ratios = [
 	{label: 'native-ipc ÷ raw floor', of: 'native-advanced', to: 'floor'},
 	{label: 'native-ipc ÷ Node raw stream floor', of: 'native-advanced', to: 'node-stream'},
 	{label: 'native-ipc json ÷ Node json', of: 'native-json', to: 'node-json'},
+	{label: 'native-ipc ÷ Bun json', of: 'native-advanced', to: 'bun-json'},
+	{label: 'native-ipc ÷ Bun advanced', of: 'native-advanced', to: 'bun-advanced'},
 ]
 	.map(r => ({...r, values: ratio(r.of, r.to)}))
 	.filter(r => Object.keys(r.values).length > 0);
