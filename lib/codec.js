@@ -195,6 +195,9 @@ const f32b = new Uint8Array(f32.buffer);
 
 const EMPTY = Buffer.alloc(0);
 
+// Writer buffers of this size or more are handed to `onLargeBuffer` before their first write.
+const LARGE_BUFFER = 4 * 1024 * 1024;
+
 // ---------------------------------------------------------------------------
 // Writer
 
@@ -205,8 +208,6 @@ const EMPTY = Buffer.alloc(0);
 // before the byte `buf[extAt[i]]`; `parts()` lists the stream as buffers to
 // hand to the kernel in order. The caller must consume the parts before the
 // sender can change those bytes (the channel does it within the send call).
-const LARGE_BUFFER = 4 * 1024 * 1024;
-
 class Writer {
   constructor(initialSize = 64 * 1024) {
     if (!Number.isInteger(initialSize) || initialSize < 1 || initialSize > MAX_BUFFER) {

@@ -21,7 +21,7 @@ use napi_derive::napi;
 
 use crate::error::ChannelError;
 use crate::framing::{self, FrameError, Serialization, Splitter};
-use crate::memory::{advise_huge_pages, ADVISE_MIN};
+use crate::memory::reserve_advised;
 use crate::transport::{self, Read};
 use crate::uv;
 
@@ -283,11 +283,7 @@ impl NativeChannel {
         continue;
       }
       let rest = &part[skip..];
-      if rest.len() >= ADVISE_MIN {
-        s.outq.reserve(rest.len());
-        let spare = s.outq.spare_capacity_mut();
-        advise_huge_pages(spare.as_ptr().cast(), spare.len());
-      }
+      reserve_advised(&mut s.outq, rest.len(), false);
       s.outq.extend_from_slice(rest);
       skip = 0;
     }
@@ -595,11 +591,7 @@ impl State {
         Some(total) if total > READ_CHUNK => self.scanned + total - self.inbuf.len(),
         _ => READ_CHUNK,
       };
-      self.inbuf.reserve_exact(want);
-      if want >= ADVISE_MIN {
-        let spare = self.inbuf.spare_capacity_mut();
-        advise_huge_pages(spare.as_ptr().cast(), spare.len());
-      }
+      reserve_advised(&mut self.inbuf, want, true);
       let spare = &mut self.inbuf.spare_capacity_mut()[..want];
       match transport::read(self.fd, spare, &mut self.in_fds).map_err(ChannelError::Read)? {
         Read::Data(n) => {

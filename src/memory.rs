@@ -19,7 +19,7 @@ use crate::channel::buffer_memory;
 const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
 /// Below this, a buffer holds too few whole huge pages to be worth a system call.
-pub(crate) const ADVISE_MIN: usize = 4 * 1024 * 1024;
+const ADVISE_MIN: usize = 4 * 1024 * 1024;
 
 /// Advises the whole 2 MiB pages inside `ptr..ptr + len` to be backed by huge pages. Pages already in
 /// memory stay as they are; the advice is a hint, so a failure is ignored.
@@ -33,6 +33,22 @@ pub(crate) fn advise_huge_pages(ptr: *const u8, len: usize) {
     // SAFETY: the range lies inside memory this process owns (the caller's buffer); MADV_HUGEPAGE changes
     // how it is backed, never its contents.
     unsafe { libc::madvise(start as *mut c_void, end - start, libc::MADV_HUGEPAGE) };
+  }
+}
+
+/// Reserves room for `additional` more bytes in `vec` (exactly that much with `exact`). When that takes a new
+/// allocation, its unwritten part is advised for huge pages (if it is large enough to matter): once, before
+/// the first write, and not again on later calls that find the room already there.
+pub(crate) fn reserve_advised(vec: &mut Vec<u8>, additional: usize, exact: bool) {
+  let before = vec.capacity();
+  if exact {
+    vec.reserve_exact(additional);
+  } else {
+    vec.reserve(additional);
+  }
+  if vec.capacity() != before {
+    let spare = vec.spare_capacity_mut();
+    advise_huge_pages(spare.as_ptr().cast(), spare.len());
   }
 }
 
