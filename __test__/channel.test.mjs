@@ -130,3 +130,25 @@ test('large strings and objects queued behind each other and behind small messag
     assert.deepStrictEqual(reply, messages[i % messages.length], `message ${i}`);
   }
 });
+
+// A batch that only a getEachMessage() loop listens to goes to it in one pass (Channel.readFrames); listeners
+// added from that loop must still get every later message, and the loop every message, in order.
+test("buffer: false: a 'message' listener added inside a getEachMessage() loop gets every later message, the loop all of them", async () => {
+  const count = 2000;
+  const subprocess = fork(fixture('s-two-bursts.mjs'), [String(count)], {buffer: false});
+  const heard = [];
+  const looped = [];
+  for await (const message of subprocess.getEachMessage()) {
+    looped.push(message);
+    if (message === count - 1) {
+      subprocess.on('message', (value) => heard.push(value));
+      await subprocess.sendMessage('more');
+    }
+    if (looped.length === 2 * count) break;
+  }
+  assert.deepEqual(looped, Array.from({length: 2 * count}, (_, i) => i));
+  assert.deepEqual(heard, Array.from({length: count}, (_, i) => count + i));
+  const result = await subprocess;
+  assert.equal(result.exitCode, 0);
+  assert.deepEqual(result.ipcOutput, []);
+});
