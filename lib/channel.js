@@ -40,6 +40,9 @@ const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
 const noop = () => {};
+
+/** The payload length in the header of the frame at `p` (u32 little-endian). */
+const frameLength = (frames, p) => (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;
 const returnFalse = () => false;
 
 // One executor for every send promise, so that a send allocates no closure.
@@ -477,11 +480,19 @@ class Channel {
     }
   }
 
+  /**
+   * Whether a message read now goes straight to the iterators (if any), as `drain` would send it: nothing
+   * waits in the queue, no `getOneMessage()` or 'message' listener, not buffering or paused.
+   */
+  get deliversDirectly() {
+    return this.queueHead === this.queue.length && this.waiters.size === 0 && this.emitterCount === 0 && !this.buffering && !this.paused;
+  }
+
   readFrames(frames, total) {
     let p = 0;
     // Rust checked every header (length within limits, known kind), so this walk only slices.
     const iterators = this.iterators;
-    if (iterators.length === 1 && !this.collectorActive() && this.queueHead === this.queue.length && this.waiters.size === 0 && this.emitterCount === 0 && !this.buffering && !this.paused) {
+    if (iterators.length === 1 && !this.collectorActive() && this.deliversDirectly) {
       // The usual case, checked once per batch: one `getEachMessage()` loop listens and nothing else (the
       // parent's collector, if any, has nothing to do), so a run of MESSAGE frames goes straight to it. Nothing
       // in this loop runs user code, so that stays true for the whole run.
@@ -489,7 +500,7 @@ class Channel {
       const decode = this.decodeValue;
       while (p < total && frames[p + 4] === KIND_MESSAGE) {
         const start = p + HEADER;
-        const end = start + ((frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000);
+        const end = start + frameLength(frames, p);
         let value;
         try {
           value = decode(frames, start, end);
@@ -502,7 +513,7 @@ class Channel {
       }
     }
     while (p < total) {
-      const len = (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;
+      const len = frameLength(frames, p);
       const kind = frames[p + 4];
       const start = p + HEADER;
       p = start + len;
@@ -517,7 +528,7 @@ class Channel {
         }
         if (kind === KIND_STRICT) {
           this.receive(value, frames.readUInt32LE(start), frames[start + 4] === 1);
-        } else if (this.queueHead === this.queue.length && this.waiters.size === 0 && this.emitterCount === 0 && !this.buffering && !this.paused) {
+        } else if (this.deliversDirectly) {
           // Fast path: nothing waits in the queue and only iterators (or nobody) listen, so the message
           // goes straight to them, as `drain` would do with it.
           if (this.collector !== undefined) {

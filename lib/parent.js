@@ -277,7 +277,7 @@ const decorate = (child, channel, settings, command, userOptions) => {
     // The collector listens when it buffers; Node-style 'message' listeners listen too.
     channel.collectorListens = () => settings.buffer || child.listenerCount('message') > 0;
     channel.collectorActive = () =>
-      settings.buffer || settings.verbose === 'full' || settings.ipcCallback !== undefined || child.listenerCount('message') > 0;
+      channel.collectorListens() || settings.verbose === 'full' || settings.ipcCallback !== undefined;
     let disconnectEmitted = false;
     const emitDisconnect = () => {
       if (!disconnectEmitted) {

@@ -4,9 +4,9 @@
 //! machine, which is as long as moving those bytes through the socket. Where the kernel lets a program ask
 //! for huge pages (`/sys/kernel/mm/transparent_hugepage/enabled` set to `madvise`, the default of many
 //! distributions), the same 16 MiB fault in as 8 pages of 2 MiB: ~3.5 ms. So every buffer of several MiB
-//! that this addon fills (a large frame being received, the queue copy of a large send) and the encoder's
-//! large buffers (`adviseHugePages`) are advised before their first write. Where huge pages are off or
-//! always on, the advice changes nothing.
+//! that this addon fills (a large frame being received, the send queue once it grows that large) and the
+//! encoder's large buffers (`adviseHugePages`) are advised before their first write. Where huge pages are
+//! off or always on, the advice changes nothing.
 
 use std::ffi::c_void;
 
