@@ -315,6 +315,8 @@ const results = {
 		definitions: {
 			p2c: 'parent sends N small messages; timed until the child reports the count',
 			c2p: 'parent asks the child to send N small messages; timed until the N-th arrives',
+			p2cWarm: 'as p2c, on one child that already took an untimed round of N (the steady state of a long-lived worker)',
+			c2pWarm: 'as c2p, on one child that already took an untimed round of N',
 			pingpong: 'one small message in flight, echoed by the child; mean time per round trip',
 			echoString: 'string payload sent and echoed back; 2 × payload bytes ÷ time',
 			echoBuffer: 'Buffer payload sent and echoed back; 2 × payload bytes ÷ time',

@@ -1,7 +1,7 @@
 // Child for native-ipc's fork(): the same protocol as node-child.mjs, spoken
 // through native-ipc's child API and read with getEachMessage().
 //   argv: <mode> <n>
-//   sink   count {k:'t'} messages, reply {k:'count', n} after the n-th
+//   sink   count {k:'t'} messages, reply {k:'count', n: <count so far>} after every n-th
 //   source on {k:'go'}, send n small messages (await only the last)
 //   echo   send every message back
 // Every mode sends {k:'ready'} first and exits on {k:'exit'}.
@@ -22,7 +22,7 @@ for await (const message of getEachMessage()) {
 	if (mode === 'echo') {
 		sendMessage(message).catch(fail);
 	} else if (mode === 'sink') {
-		if (message.k === 't' && ++count === n) await sendMessage({k: 'count', n: count});
+		if (message.k === 't' && ++count % n === 0) await sendMessage({k: 'count', n: count});
 	} else if (mode === 'source') {
 		if (message.k === 'go') {
 			let last;

@@ -4,7 +4,7 @@
 // (created right after fork, so nothing is missed); sends are fired without
 // awaiting each one, and only the last is awaited (order is guaranteed).
 import {fileURLToPath} from 'node:url';
-import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, readJob, runJob} from '../lib/common.mjs';
+import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, readJob, runJob, onWarmChild} from '../lib/common.mjs';
 import {fork} from '../lib/native-ipc.mjs';
 
 const childPath = fileURLToPath(new URL('../children/native-ipc-child.mjs', import.meta.url));
@@ -33,41 +33,50 @@ function open(mode, n, extra = {}) {
 function body() {
 	const {scenario} = job;
 
-	if (scenario === 'p2c') {
-		const n = job.messages;
-		return async () => {
-			const c = open('sink', n);
-			await c.expect('ready');
-			const t0 = now();
-			let last;
-			for (let i = 0; i < n; i++) last = c.sub.sendMessage(small(i));
-			await last;
-			const reply = await c.expect('count');
-			const t1 = now();
-			assert(reply.n === n, `child counted ${reply.n} of ${n}`);
-			await c.finish();
-			return n / seconds(t0, t1);
-		};
-	}
+	const n = job.messages;
+	const started = async mode => {
+		const c = open(mode, n);
+		await c.expect('ready');
+		return c;
+	};
+	let sent = 0;
+	const sinkRound = async c => {
+		const t0 = now();
+		let last;
+		for (let i = 0; i < n; i++) last = c.sub.sendMessage(small(i));
+		sent += n;
+		await last;
+		// The child replies with its running count after every n-th message.
+		const reply = await c.expect('count');
+		const t1 = now();
+		assert(reply.n === sent, `child counted ${reply.n} of ${sent}`);
+		return n / seconds(t0, t1);
+	};
+	const sourceRound = async c => {
+		const t0 = now();
+		c.sub.sendMessage({k: 'go'});
+		let count = 0;
+		while (count < n) {
+			const {value, done} = await c.messages.next();
+			if (done) throw new Error(`the child ended after ${count} of ${n} messages`);
+			if (value.k === 't') count++;
+		}
+		const t1 = now();
+		return n / seconds(t0, t1);
+	};
+	const fresh = (mode, round) => async () => {
+		sent = 0;
+		const c = await started(mode);
+		const rate = await round(c);
+		await c.finish();
+		return rate;
+	};
+	const warm = (mode, round) => onWarmChild(() => started(mode), round, c => c.finish());
 
-	if (scenario === 'c2p') {
-		const n = job.messages;
-		return async () => {
-			const c = open('source', n);
-			await c.expect('ready');
-			const t0 = now();
-			c.sub.sendMessage({k: 'go'});
-			let count = 0;
-			while (count < n) {
-				const {value, done} = await c.messages.next();
-				if (done) throw new Error(`the child ended after ${count} of ${n} messages`);
-				if (value.k === 't') count++;
-			}
-			const t1 = now();
-			await c.finish();
-			return n / seconds(t0, t1);
-		};
-	}
+	if (scenario === 'p2c') return fresh('sink', sinkRound);
+	if (scenario === 'c2p') return fresh('source', sourceRound);
+	if (scenario === 'p2cWarm') return warm('sink', sinkRound);
+	if (scenario === 'c2pWarm') return warm('source', sourceRound);
 
 	if (scenario === 'pingpong') {
 		const n = job.roundTrips;

@@ -1,7 +1,7 @@
 // Scenario bodies for channels that deliver messages through a callback:
 // Node's child_process.fork ('message' event) and Bun.spawn ({ipc}).
 // A transport supplies `spawn(mode, n)` returning a Channel (see below).
-import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert} from './common.mjs';
+import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, onWarmChild} from './common.mjs';
 
 /**
  * Wraps a child so messages can be awaited one at a time (control traffic) or
@@ -67,38 +67,47 @@ export class Channel {
 export function scenarioBody(job, transport) {
 	const {scenario} = job;
 
-	if (scenario === 'p2c') {
-		const n = job.messages;
-		return async () => {
-			const ch = transport.spawn('sink', n);
-			await ch.expect('ready');
-			const t0 = now();
-			for (let i = 0; i < n; i++) ch.send(small(i));
-			const reply = await ch.expect('count');
-			const t1 = now();
-			assert(reply.n === n, `child counted ${reply.n} of ${n}`);
-			await ch.finish();
-			return n / seconds(t0, t1);
-		};
-	}
+	const n = job.messages;
+	const started = async mode => {
+		const ch = transport.spawn(mode, n);
+		await ch.expect('ready');
+		return ch;
+	};
+	let sent = 0;
+	const sinkRound = async ch => {
+		const t0 = now();
+		for (let i = 0; i < n; i++) ch.send(small(i));
+		sent += n;
+		// The child replies with its running count after every n-th message.
+		const reply = await ch.expect('count');
+		const t1 = now();
+		assert(reply.n === sent, `child counted ${reply.n} of ${sent}`);
+		return n / seconds(t0, t1);
+	};
+	const sourceRound = async ch => {
+		let count = 0;
+		const t0 = now();
+		const done = ch.stream((m, finish) => {
+			if (m.k === 't' && ++count === n) finish();
+		});
+		ch.send({k: 'go'});
+		await done;
+		const t1 = now();
+		return n / seconds(t0, t1);
+	};
+	const fresh = (mode, round) => async () => {
+		sent = 0;
+		const ch = await started(mode);
+		const rate = await round(ch);
+		await ch.finish();
+		return rate;
+	};
+	const warm = (mode, round) => onWarmChild(() => started(mode), round, ch => ch.finish());
 
-	if (scenario === 'c2p') {
-		const n = job.messages;
-		return async () => {
-			const ch = transport.spawn('source', n);
-			await ch.expect('ready');
-			let count = 0;
-			const t0 = now();
-			const done = ch.stream((m, finish) => {
-				if (m.k === 't' && ++count === n) finish();
-			});
-			ch.send({k: 'go'});
-			await done;
-			const t1 = now();
-			await ch.finish();
-			return n / seconds(t0, t1);
-		};
-	}
+	if (scenario === 'p2c') return fresh('sink', sinkRound);
+	if (scenario === 'c2p') return fresh('source', sourceRound);
+	if (scenario === 'p2cWarm') return warm('sink', sinkRound);
+	if (scenario === 'c2pWarm') return warm('source', sourceRound);
 
 	if (scenario === 'pingpong') {
 		const n = job.roundTrips;

@@ -8,6 +8,9 @@ export const MiB = 1024 * 1024;
 export const SCENARIOS = [
 	{id: 'p2c', n: '1', title: 'parent→child', unit: 'msgs/s', better: 'higher'},
 	{id: 'c2p', n: '2', title: 'child→parent', unit: 'msgs/s', better: 'higher'},
+	// 1 and 2 again, on one child that already took a full untimed round: the steady state of a long-lived worker.
+	{id: 'p2cWarm', n: '1w', title: 'parent→child, warm child', unit: 'msgs/s', better: 'higher'},
+	{id: 'c2pWarm', n: '2w', title: 'child→parent, warm child', unit: 'msgs/s', better: 'higher'},
 	{id: 'pingpong', n: '3', title: 'ping-pong', unit: 'µs/round trip', better: 'lower'},
 	{id: 'echoString', n: '4a', title: '16 MiB string echo', unit: 'MiB/s', better: 'higher'},
 	{id: 'echoBuffer', n: '4b', title: '16 MiB Buffer echo', unit: 'MiB/s', better: 'higher'},
@@ -16,7 +19,7 @@ export const SCENARIOS = [
 ];
 
 export const DEFAULTS = {
-	messages: 200_000, // scenarios 1 and 2
+	messages: 200_000, // scenarios 1 and 2 (per round in 1w and 2w)
 	roundTrips: 20_000, // scenario 3
 	echoBytes: 16 * MiB, // scenarios 4a and 4b
 	rssBytes: 256 * MiB, // scenario 6
@@ -99,6 +102,7 @@ export async function runJob(job, once) {
 		if (job.scenario === 'forkFirst') {
 			for (let i = 0; i < job.forkWarmup; i++) await once();
 		}
+		await once.warmUp?.();
 		for (let r = 0; r < job.reps; r++) {
 			const out = await once();
 			if (typeof out === 'number') samples.push(out);
@@ -107,8 +111,24 @@ export async function runJob(job, once) {
 				details.push(out);
 			}
 		}
+		await once.close?.();
 		emitResult({samples, details});
 	} catch (error) {
 		emitResult({samples, details, error: String(error?.stack ?? error).split('\n')[0]});
 	}
+}
+
+/**
+ * A body for runJob that times `round(child)` on one child: `start()` makes it and one untimed round warms it,
+ * and `finish(child)` ends it after the last sample.
+ */
+export function onWarmChild(start, round, finish) {
+	let child;
+	const once = () => round(child);
+	once.warmUp = async () => {
+		child = await start();
+		await round(child);
+	};
+	once.close = () => finish(child);
+	return once;
 }
