@@ -139,11 +139,14 @@ export function svgChart(results) {
 	const gap = 5;
 	const titleH = 34;
 	const panelH = titleH + impls.length * (barH + gap) + 12;
+	// The ratio panel comes last, with a line per scenario: it may be taller than the others.
+	const ratioRowH = barH + gap - 1;
+	const ratioH = Math.max(panelH, titleH + 8 + (SCENARIOS.length + 1) * ratioRowH + 12);
 	const panels = SCENARIOS.length + (results.ratios.length > 0 ? 1 : 0);
 	const rows = Math.ceil(panels / cols);
 	const width = cols * panelW + 10;
 	const headerH = 46;
-	const height = headerH + rows * panelH + 4;
+	const height = headerH + (rows - 1) * panelH + (results.ratios.length > 0 ? ratioH : panelH) + 4;
 	const m = results.meta;
 	const parts = [];
 	const text = (x, y, str, attrs = '') => `<text x="${x}" y="${y}" ${attrs}>${escapeXml(str)}</text>`;
@@ -181,16 +184,16 @@ export function svgChart(results) {
 		const [x0, y0] = panelBox(SCENARIOS.length);
 		const colW = (panelW - 10 - 60) / results.ratios.length;
 		parts.push(`<g transform="translate(${x0},${y0})">`);
-		parts.push(`<rect x="0" y="0" width="${panelW - 10}" height="${panelH - 6}" rx="6" fill="#fff4e6"/>`);
+		parts.push(`<rect x="0" y="0" width="${panelW - 10}" height="${ratioH - 6}" rx="6" fill="#fff4e6"/>`);
 		parts.push(text(10, 20, 'native-ipc ÷ …', 'font-size="13" font-weight="600" fill="#212529"'));
 		parts.push(text(panelW - 20, 20, '↑ throughput, ↓ time and memory', 'font-size="11" text-anchor="end" fill="#868e96"'));
 		results.ratios.forEach((r, c) => {
-			const short = {'node-json': 'Node json', 'node-advanced': 'Node adv.', floor: 'floor'};
+			const short = {'node-json': 'Node json', 'node-advanced': 'Node adv.', floor: 'floor', 'node-stream': 'stream', 'bun-json': 'Bun json', 'bun-advanced': 'Bun adv.'};
 			const name = r.of === 'native-json' ? 'json÷json' : (short[r.to] ?? r.to);
 			parts.push(text(60 + c * colW + colW - 8, titleH + 8, name, 'font-size="10.5" text-anchor="end" font-weight="600" fill="#495057"'));
 		});
 		SCENARIOS.forEach((s, j) => {
-			const y = titleH + 8 + (j + 1) * (barH + gap - 1);
+			const y = titleH + 8 + (j + 1) * ratioRowH;
 			parts.push(text(10, y, `${s.n} ${s.better === 'higher' ? '↑' : '↓'}`, 'font-size="11" fill="#343a40"'));
 			results.ratios.forEach((r, c) => {
 				const v = r.values[s.id];
