@@ -88,7 +88,7 @@ export function markdownTable(results) {
 	out.push('');
 	out.push(
 		`Medians of ${m.reps} runs (scenario 6: ${m.rssReps} run(s) per implementation, JSON modes once with a ${m.jsonRssTimeoutSeconds} s limit). ` +
-			`${m.messages.toLocaleString('en-US')} messages in scenarios 1–2, ${m.roundTrips.toLocaleString('en-US')} round trips in 3, ` +
+			`${m.messages.toLocaleString('en-US')} messages in scenarios 1–2 (and per timed round in 1w–2w, on a child that already took one untimed round), ${m.roundTrips.toLocaleString('en-US')} round trips in 3, ` +
 			`${m.echoMiB} MiB in 4a/4b, ${m.rssMiB} MiB in 6. ` +
 			`Small message: \`{k: 't', i, payload: 'hello world'}\`.`,
 	);
