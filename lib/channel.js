@@ -45,9 +45,10 @@ const noop = () => {};
 const frameLength = (frames, p) => (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;
 const returnFalse = () => false;
 
-// One executor for every send promise, so that a send allocates no closure.
-let nextResolve;
-let nextReject;
+// One executor for every send promise, so that a send allocates no closure. (`var`: read without the
+// uninitialized-value check a module-level `let` costs on every access; see codec.js.)
+var nextResolve;
+var nextReject;
 const captureExecutor = (resolve, reject) => {
   nextResolve = resolve;
   nextReject = reject;

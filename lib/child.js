@@ -13,10 +13,12 @@ const ENV_NAME = 'NATIVE_IPC_CHANNEL';
 // Time granted at process exit for the peer to take the last queued bytes.
 const EXIT_FLUSH_MS = 2000;
 
-let adopted = false;
-let channel;
-let adoptError;
-let fallback;
+// `var`: read on every send and receive call, without the uninitialized-value check of a module-level `let`
+// (see codec.js).
+var adopted = false;
+var channel;
+var adoptError;
+var fallback;
 
 /** Opens this process's channel end, once; undefined when the process was not started with a channel. */
 const adopt = () => {

@@ -290,18 +290,24 @@ class Writer {
 // ---------------------------------------------------------------------------
 // Encoder state. encodeAdvanced() is re-entrant (a getter may call it); the
 // state is saved and restored around a nested call.
+//
+// The hot module state here and below is declared with `var`: a module-level
+// `let` read from another function costs V8 a check against the
+// uninitialized ("hole") value on every read and write, even in optimized
+// code, while `var` is read straight (callgrind: −12% of the instructions of
+// a small decode, −6.5% of an encode).
 
-let W = null;          // current Writer
-let out = EMPTY;       // W.buf, cached
-let opos = 0;          // write position, cached (W.pos is synced on exit / grow)
-let encBusy = false;
+var W = null;          // current Writer
+var out = EMPTY;       // W.buf, cached
+var opos = 0;          // write position, cached (W.pos is synced on exit / grow)
+var encBusy = false;
 
 // Objects seen so far, by index. Up to REF_LINEAR objects are searched
 // linearly; past that a Map is built.
 const REF_LINEAR = 16;
-let refAll = [];
-let refCount = 0;
-let refMap = null;
+var refAll = [];
+var refCount = 0;
+var refMap = null;
 
 function grow(n) {
   W.pos = opos;
@@ -450,8 +456,8 @@ function publicEncodeError(e) {
 
 // DataView over the current output buffer (setFloat64 is much cheaper than
 // byte shuffling through a scratch array); rebuilt when the buffer changes.
-let outView = null;
-let outViewBuf = null;
+var outView = null;
+var outViewBuf = null;
 
 function writeF64(b, p, v) {
   if (outViewBuf === b) outView.setFloat64(p, v);
@@ -1310,7 +1316,7 @@ function decodeUtf8Js(b, p, n) {
 // Set by the channel when Node can make external strings: (buffer, start, end, latin1) => a string over
 // those bytes, without copying them (the string keeps the buffer alive). Used from ZERO_COPY_MIN on, like
 // binary views, so never on the channel's reused landing buffer.
-let externalString;
+var externalString;
 
 function useExternalStrings(fn) {
   externalString = fn;
@@ -1338,12 +1344,12 @@ function decodeString(b, p, n, isKey) {
 // Decoder state (decodeAdvanced never runs user code, but the state is still
 // saved/restored so that nesting could not corrupt it).
 
-let src = EMPTY;
-let spos = 0;
-let send = 0;
-let sbase = 0;
-let dRefs = [];
-let nRefs = 0;
+var src = EMPTY;
+var spos = 0;
+var send = 0;
+var sbase = 0;
+var dRefs = [];
+var nRefs = 0;
 
 const PENDING = {};
 
@@ -1376,8 +1382,8 @@ function rdU32() {
 
 // Float reads go through the scratch array until a decode has seen a few,
 // then through a DataView over the input (cheaper per read, costly to make).
-let srcView = null;
-let srcFloats = 0;
+var srcView = null;
+var srcFloats = 0;
 
 function rdF64At(p) {
   if (srcView !== null) return srcView.getFloat64(p);
