@@ -101,6 +101,35 @@ for (const [name, value] of Object.entries(CASES)) {
   });
 }
 
+test('advanced: object keys stay right when shapes change from one message to the next at the same positions', async () => {
+  // The encoder reuses the encoded form of the key it last wrote at each position of an object; every kind of
+  // key passes through the same positions here, alternating, nested and past the 16 cached positions.
+  const long = 'k'.repeat(23);
+  const longer = 'k'.repeat(24);
+  const wide = Object.fromEntries(Array.from({length: 20}, (_, i) => [`key${i}`, i]));
+  const shapes = [
+    {a: 1, b: 2},
+    {b: 3, a: 4},
+    {[long]: 1, [longer]: 2, [`${long}x`]: 3},
+    {[`${'k'.repeat(22)}`]: 0, 'é': 'accent', '\u{1F600}': 'astral', '': 'empty'},
+    {'a\uD800': 'lone surrogate', b: {a: {b: 'nested'}}},
+    {0: 'index', 1: 'index', a: 'named'},
+    wide,
+    {key19: 'moved', key0: 'moved'},
+    {['ab'.slice(0, 1)]: 'same text as the key a, another string', b: 2},
+  ];
+  const subprocess = fork(fixture('echo.mjs'));
+  for (let round = 0; round < 3; round++) {
+    for (const value of shapes) {
+      const reply = await echo(subprocess, value);
+      assert.deepEqual(Object.keys(reply), Object.keys(value));
+      assert.ok(isDeepStrictEqual(reply, value), `round ${round}: ${JSON.stringify(value)} came back as ${JSON.stringify(reply)}`);
+    }
+  }
+  subprocess.disconnect();
+  await subprocess;
+});
+
 test('advanced: the details isDeepStrictEqual does not look at', async () => {
   const subprocess = fork(fixture('echo.mjs'));
   const replies = [];
