@@ -352,9 +352,9 @@ test('advanced: long ASCII and UTF-16 strings, at even and odd offsets, stay int
 // The buffers a large message is received into, and the encoder's buffers for large values, are advised for
 // transparent huge pages before their first write (src/memory.rs): a fresh 16 MiB then faults in as 8 pages of
 // 2 MiB instead of 4096. Whether the kernel finds free huge pages at that moment depends on the machine, so
-// the test checks the advice itself: mappings marked `hg` in /proc/<pid>/smaps. Under heavy parallel load one
-// receive in a few has been seen to land in memory that was not advised (cause not found yet), so the test
-// asks for the advice over three large messages, each process keeping them all.
+// the test checks the advice itself: mappings marked `hg` in /proc/<pid>/smaps, over three large messages,
+// each process keeping them all. (Under load, a receive used to go on reading after completing a large frame,
+// and growing its buffer made glibc copy the frame into unadvised memory: src/channel.rs read_available.)
 const hugePagesAvailable = () => {
   try {
     readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');

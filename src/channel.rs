@@ -580,15 +580,18 @@ impl State {
     self.update_ref();
   }
 
-  /// Reads what the socket holds, up to `budget` bytes (whole frames are delivered after each call).
+  /// Reads what the socket holds, up to `budget` bytes (whole frames are delivered after each call);
+  /// `usize::MAX` reads everything, for a channel that ends now.
   fn read_available(
     &mut self,
     mut budget: usize,
   ) -> std::result::Result<Option<End>, ChannelError> {
+    let read_all = budget == usize::MAX;
     loop {
       // A large frame is read to its exact end into a buffer of its own size, so that it is never copied.
+      let large = matches!(self.pending_frame, Some(total) if total > READ_CHUNK);
       let want = match self.pending_frame {
-        Some(total) if total > READ_CHUNK => self.scanned + total - self.inbuf.len(),
+        Some(total) if large => self.scanned + total - self.inbuf.len(),
         _ => READ_CHUNK,
       };
       reserve_advised(&mut self.inbuf, want, true);
@@ -601,7 +604,11 @@ impl State {
           budget = budget.saturating_sub(n);
           // A short read emptied the socket: asking again would only return EAGAIN, one wasted system
           // call per wake-up (the poll is level-triggered, so anything arriving later wakes it again).
-          if budget == 0 || n < want {
+          // A large frame that this read completed is delivered before anything more is read: reading on
+          // would grow its full buffer, and that realloc copies the whole frame (glibc cannot move memory
+          // advised for huge pages with mremap, which then fails, so it copies into fresh, unadvised memory).
+          // A channel that ends now reads on regardless: nothing would wake it again.
+          if budget == 0 || n < want || (large && !read_all) {
             return Ok(None);
           }
         }
