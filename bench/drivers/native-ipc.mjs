@@ -4,7 +4,7 @@
 // (created right after fork, so nothing is missed); sends are fired without
 // awaiting each one, and only the last is awaited (order is guaranteed).
 import {fileURLToPath} from 'node:url';
-import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, readJob, runJob, onWarmChild} from '../lib/common.mjs';
+import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, readJob, runJob, roundsBody} from '../lib/common.mjs';
 import {fork} from '../lib/native-ipc.mjs';
 
 const childPath = fileURLToPath(new URL('../children/native-ipc-child.mjs', import.meta.url));
@@ -39,17 +39,15 @@ function body() {
 		await c.expect('ready');
 		return c;
 	};
-	let sent = 0;
-	const sinkRound = async c => {
+	const sinkRound = async (c, k) => {
 		const t0 = now();
 		let last;
 		for (let i = 0; i < n; i++) last = c.sub.sendMessage(small(i));
-		sent += n;
 		await last;
 		// The child replies with its running count after every n-th message.
 		const reply = await c.expect('count');
 		const t1 = now();
-		assert(reply.n === sent, `child counted ${reply.n} of ${sent}`);
+		assert(reply.n === k * n, `child counted ${reply.n} of ${k * n}`);
 		return n / seconds(t0, t1);
 	};
 	const sourceRound = async c => {
@@ -64,19 +62,8 @@ function body() {
 		const t1 = now();
 		return n / seconds(t0, t1);
 	};
-	const fresh = (mode, round) => async () => {
-		sent = 0;
-		const c = await started(mode);
-		const rate = await round(c);
-		await c.finish();
-		return rate;
-	};
-	const warm = (mode, round) => onWarmChild(() => started(mode), round, c => c.finish());
-
-	if (scenario === 'p2c') return fresh('sink', sinkRound);
-	if (scenario === 'c2p') return fresh('source', sourceRound);
-	if (scenario === 'p2cWarm') return warm('sink', sinkRound);
-	if (scenario === 'c2pWarm') return warm('source', sourceRound);
+	const rounds = roundsBody(scenario, started, {sink: sinkRound, source: sourceRound});
+	if (rounds !== undefined) return rounds;
 
 	if (scenario === 'pingpong') {
 		const n = job.roundTrips;

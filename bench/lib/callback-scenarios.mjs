@@ -1,7 +1,7 @@
 // Scenario bodies for channels that deliver messages through a callback:
 // Node's child_process.fork ('message' event) and Bun.spawn ({ipc}).
 // A transport supplies `spawn(mode, n)` returning a Channel (see below).
-import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, onWarmChild} from './common.mjs';
+import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, roundsBody} from './common.mjs';
 
 /**
  * Wraps a child so messages can be awaited one at a time (control traffic) or
@@ -73,15 +73,13 @@ export function scenarioBody(job, transport) {
 		await ch.expect('ready');
 		return ch;
 	};
-	let sent = 0;
-	const sinkRound = async ch => {
+	const sinkRound = async (ch, k) => {
 		const t0 = now();
 		for (let i = 0; i < n; i++) ch.send(small(i));
-		sent += n;
 		// The child replies with its running count after every n-th message.
 		const reply = await ch.expect('count');
 		const t1 = now();
-		assert(reply.n === sent, `child counted ${reply.n} of ${sent}`);
+		assert(reply.n === k * n, `child counted ${reply.n} of ${k * n}`);
 		return n / seconds(t0, t1);
 	};
 	const sourceRound = async ch => {
@@ -95,19 +93,8 @@ export function scenarioBody(job, transport) {
 		const t1 = now();
 		return n / seconds(t0, t1);
 	};
-	const fresh = (mode, round) => async () => {
-		sent = 0;
-		const ch = await started(mode);
-		const rate = await round(ch);
-		await ch.finish();
-		return rate;
-	};
-	const warm = (mode, round) => onWarmChild(() => started(mode), round, ch => ch.finish());
-
-	if (scenario === 'p2c') return fresh('sink', sinkRound);
-	if (scenario === 'c2p') return fresh('source', sourceRound);
-	if (scenario === 'p2cWarm') return warm('sink', sinkRound);
-	if (scenario === 'c2pWarm') return warm('source', sourceRound);
+	const rounds = roundsBody(scenario, started, {sink: sinkRound, source: sourceRound});
+	if (rounds !== undefined) return rounds;
 
 	if (scenario === 'pingpong') {
 		const n = job.roundTrips;

@@ -118,17 +118,34 @@ export async function runJob(job, once) {
 	}
 }
 
+// Scenarios 1, 2, 1w and 2w: the child's mode, and whether one warmed child serves every sample.
+const ROUNDS = {p2c: ['sink', false], c2p: ['source', false], p2cWarm: ['sink', true], c2pWarm: ['source', true]};
+
 /**
- * A body for runJob that times `round(child)` on one child: `start()` makes it and one untimed round warms it,
- * and `finish(child)` ends it after the last sample.
+ * The body runJob times for scenarios 1, 2, 1w and 2w (undefined for the others). `start(mode)` makes a child
+ * ready to go, `rounds[mode](child, k)` times the k-th round on that child, and `child.finish()` ends it. 1 and
+ * 2 take a fresh child per sample; 1w and 2w one child, warmed by an untimed round first.
  */
-export function onWarmChild(start, round, finish) {
+export function roundsBody(scenario, start, rounds) {
+	const entry = ROUNDS[scenario];
+	if (entry === undefined) return undefined;
+	const [mode, warm] = entry;
+	const round = rounds[mode];
+	if (!warm) {
+		return async () => {
+			const child = await start(mode);
+			const value = await round(child, 1);
+			await child.finish();
+			return value;
+		};
+	}
 	let child;
-	const once = () => round(child);
+	let k = 0;
+	const once = () => round(child, ++k);
 	once.warmUp = async () => {
-		child = await start();
-		await round(child);
+		child = await start(mode);
+		await round(child, ++k);
 	};
-	once.close = () => finish(child);
+	once.close = () => child.finish();
 	return once;
 }
