@@ -455,9 +455,20 @@ function publicEncodeError(e) {
 // Encoder: primitives
 
 // DataView over the current output buffer (setFloat64 is much cheaper than
-// byte shuffling through a scratch array); rebuilt when the buffer changes.
+// byte shuffling through a scratch array); rebuilt when the buffer changes,
+// and dropped after an encode into a buffer over VIEW_KEEP_MAX bytes, which
+// it would otherwise keep alive after the Writer let go of it.
 var outView = null;
 var outViewBuf = null;
+const VIEW_KEEP_MAX = 1024 * 1024;
+
+function outDataView(b) {
+  if (outViewBuf !== b) {
+    outView = new DataView(b.buffer, b.byteOffset, b.length);
+    outViewBuf = b;
+  }
+  return outView;
+}
 
 function writeF64(b, p, v) {
   if (outViewBuf === b) outView.setFloat64(p, v);
@@ -466,9 +477,7 @@ function writeF64(b, p, v) {
 
 function writeF64Slow(b, p, v) {
   if (b.length >= 1024) {            // worth a DataView (Writers are long-lived)
-    outView = new DataView(b.buffer, b.byteOffset, b.length);
-    outViewBuf = b;
-    outView.setFloat64(p, v);
+    outDataView(b).setFloat64(p, v);
     return;
   }
   f64[0] = v;
@@ -839,12 +848,7 @@ function encKey(k, j) {
     const n = keyCacheLen[j];
     // Whole words are written; the bytes past n are overwritten by what follows.
     if (opos + n + 3 > out.length) grow(n + 3);
-    const b = out;
-    if (outViewBuf !== b) {
-      outView = new DataView(b.buffer, b.byteOffset, b.length);
-      outViewBuf = b;
-    }
-    const view = outView;
+    const view = outDataView(out);
     const p = opos;
     const base = j * KEY_WORDS;
     for (let w = 0; w * 4 < n; w++) view.setUint32(p + w * 4, keyCacheWords[base + w], IS_LE);
@@ -1225,6 +1229,10 @@ function encodeAdvanced(writer, value) {
     refClear();
     W = null;
     out = EMPTY;
+    if (outViewBuf !== null && outViewBuf.length > VIEW_KEEP_MAX) {
+      outView = null;
+      outViewBuf = null;
+    }
   }
 }
 
