@@ -126,6 +126,22 @@ test('R30: getEachMessage() buffers while the loop body runs', async () => {
   assert.deepEqual(ipcOutput, [[0, 1, 2, 3, 4]]);
 });
 
+test('R30: a loop that falls behind in bursts gets every message once, in order, as its buffer drains and refills', async () => {
+  const subprocess = fork(fixture('s-iterate-bursts.mjs'));
+  // Burst sizes on both sides of the iterator's kept-buffer limit (16 Ki slots), small ones after a large one.
+  const bursts = [1, 3, 700, 2, 20_000, 5, 3000, 1];
+  let sent = 0;
+  for (const size of bursts) {
+    for (let i = 0; i < size; i++) {
+      subprocess.sendMessage(sent++);
+    }
+    subprocess.sendMessage({end: sent});
+    assert.deepEqual(await subprocess.getOneMessage(), {received: sent});
+  }
+  await subprocess.sendMessage({stop: true});
+  await subprocess;
+});
+
 test('R32: breaking out of the parent loop disconnects and waits for the subprocess', async () => {
   const subprocess = fork(fixture('echo.mjs'));
   subprocess.sendMessage('one');
