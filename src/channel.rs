@@ -995,3 +995,98 @@ unsafe extern "C" fn drop_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mu
     drop(Vec::from_raw_parts(p as *mut u8, l, c));
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use crate::framing::{hello_frame, push_header, Kind, HEADER_LEN};
+
+  /// A channel state over `fd` with no JS side: enough for the reading half, which touches no N-API.
+  fn reading_state(fd: RawFd) -> State {
+    State {
+      env: ptr::null_mut(),
+      fd,
+      handle: ptr::null_mut(),
+      callback: ptr::null_mut(),
+      async_context: ptr::null_mut(),
+      landing_ref: ptr::null_mut(),
+      landing: ptr::null_mut(),
+      landing_len: 0,
+      delivering: false,
+      splitter: Splitter::new(Serialization::Advanced, 1 << 30),
+      inbuf: Vec::with_capacity(READ_CHUNK),
+      scanned: 0,
+      pending_frame: None,
+      hello_len: 0,
+      lent: None,
+      outq: Vec::new(),
+      out_start: 0,
+      written: 0,
+      fd_marks: VecDeque::new(),
+      in_fds: Vec::new(),
+      js_ref: false,
+      refed: false,
+      polled: 0,
+      closing: false,
+      done: false,
+      cleanup_arg: ptr::null(),
+    }
+  }
+
+  fn send_all(fd: RawFd, bytes: &[u8]) {
+    assert_eq!(transport::write(fd, &[bytes], None).unwrap(), bytes.len());
+  }
+
+  #[test]
+  fn a_large_frame_is_delivered_from_the_buffer_it_was_read_into() {
+    let (a, b) = transport::socketpair().unwrap();
+    transport::adopt(b).unwrap();
+    let mut s = reading_state(b);
+    // A 1 MiB message frame, written in 32 KiB pieces (each fits the socket buffer) and read after each.
+    let payload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut stream = hello_frame(Serialization::Advanced);
+    push_header(&mut stream, payload.len(), Kind::Message);
+    stream.extend_from_slice(&payload);
+    let frame_end = stream.len() - hello_frame(Serialization::Advanced).len();
+    let last_piece = stream.len() - 1000;
+    let mut sent = 0;
+    while sent < last_piece {
+      let end = (sent + 32 * 1024).min(last_piece);
+      send_all(a, &stream[sent..end]);
+      sent = end;
+      assert!(s.read_available(READ_BUDGET).unwrap().is_none());
+    }
+    // The buffer now has room for exactly the whole frame.
+    assert_eq!(s.pending_frame, Some(frame_end));
+    let (ptr_before, capacity) = (s.inbuf.as_ptr(), s.inbuf.capacity());
+    assert_eq!(capacity, frame_end);
+    // The frame's last 1000 bytes and a small frame after it arrive together: the read that completes
+    // the large frame ends the call with budget left, rather than growing the full buffer for more (a
+    // realloc that copies the whole frame).
+    let mut after = Vec::new();
+    push_header(&mut after, 3, Kind::Message);
+    after.extend_from_slice(&[0xa2, b'h', b'i']);
+    let mut tail = stream[last_piece..].to_vec();
+    tail.extend_from_slice(&after);
+    send_all(a, &tail);
+    assert!(s.read_available(READ_BUDGET).unwrap().is_none());
+    assert_eq!(s.scanned, frame_end);
+    assert_eq!(s.inbuf.len(), frame_end);
+    assert_eq!(
+      (s.inbuf.as_ptr(), s.inbuf.capacity()),
+      (ptr_before, capacity)
+    );
+    match s.take_frames() {
+      Some(Frames::Owned(frames)) => {
+        assert_eq!(frames.as_ptr(), ptr_before);
+        assert_eq!(&frames[HEADER_LEN..], &payload[..]);
+      }
+      _ => panic!("expected the large frame in a buffer of its own"),
+    }
+    // The small frame waited in the socket and comes with the next read.
+    assert!(s.read_available(READ_BUDGET).unwrap().is_none());
+    assert_eq!(&s.inbuf[..s.scanned], &after[..]);
+    transport::close(a);
+    transport::close(b);
+  }
+}
