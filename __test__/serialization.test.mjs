@@ -130,6 +130,73 @@ test('advanced: object keys stay right when shapes change from one message to th
   await subprocess;
 });
 
+test('advanced: string values stay right when one batch repeats, changes and alternates them at the same positions', async () => {
+  // The encoder reuses the encoded form of a short string value that came twice in a row at the same position
+  // of an object, until the batch is flushed. Every message here is sent in one go, so they share a batch.
+  const s23 = 'v'.repeat(23);
+  const values = [
+    't', 't', 't', 'u', 't', 'hello world', 'hello world', ['hello', 'world'].join(' '), 'hellO world',
+    '', '', 'é', 'é', 'ê', '\u{1F600}', '\u{1F600}', 'a\uD800', 'a\uD800', 'a\uD801', s23, s23, `${s23}w`, `${s23}w`,
+    'x'.repeat(40).slice(1, 24), 'x'.repeat(40).slice(2, 25), 1, null, 'x', {nested: 'x'}, 'x', 'x', undefined, 'x',
+  ];
+  const messages = [];
+  for (const v of values) {
+    messages.push({k: v, i: messages.length, payload: v});
+  }
+  // A run of values that never repeat (the position is then left alone), then repeats again.
+  for (let i = 0; i < 20; i++) {
+    messages.push({k: 't', i, payload: `unique ${i}`}, {k: 't', i, payload: 'again'});
+  }
+  for (let i = 0; i < 4; i++) {
+    messages.push({k: 't', i, payload: 'again'});
+  }
+  // Shapes that change under the same positions, a value equal to its key, positions past the 16 cached.
+  const wide = Object.fromEntries(Array.from({length: 20}, (_, i) => [`key${i}`, `value${i}`]));
+  for (let round = 0; round < 3; round++) {
+    messages.push({a: 'x', b: 'y'}, {b: 'x', a: 'y'}, {a: 'a', b: 'b'}, {a: 'a', b: 'b'}, wide, wide, {key0: 'value19', key19: 'value0'});
+    messages.push(['t', 't', 'hello world'], {list: ['t', 't'], inner: {k: 't', payload: 'hello world'}});
+  }
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
+  for (const message of messages) {
+    subprocess.sendMessage(message);
+  }
+  for (const [index, message] of messages.entries()) {
+    const {value} = await replies.next();
+    assert.ok(isDeepStrictEqual(value, message), `message ${index}: ${JSON.stringify(message)} came back as ${JSON.stringify(value)}`);
+  }
+  subprocess.disconnect();
+  await subprocess;
+});
+
+test('advanced: a short string value the encoder kept does not keep the long string it was sliced from alive', async () => {
+  // A slice of 13 characters or more is a view into its parent string in V8. The encoder keeps short values
+  // that repeat, and must forget them once the batch is flushed, or 64 MiB stay alive for 20 characters.
+  const {gc} = await import('./fixtures/r-helpers.mjs');
+  const subprocess = fork(fixture('echo.mjs'));
+  const heapUsed = () => {
+    gc();
+    return v8.getHeapStatistics().used_heap_size;
+  };
+  const before = heapUsed();
+  await (async () => {
+    const parent = 'a'.repeat(64 * 1024 * 1024);
+    const slice = parent.slice(1000, 1020);
+    let last;
+    for (let i = 0; i < 4; i++) {
+      last = subprocess.sendMessage({i, slice});
+    }
+    await last;
+    for (let i = 0; i < 4; i++) {
+      assert.deepEqual(await subprocess.getOneMessage(), {i, slice: 'a'.repeat(20)});
+    }
+  })();
+  const grown = heapUsed() - before;
+  assert.ok(grown < 16 * 1024 * 1024, `the heap kept ${(grown / 1048576).toFixed(1)} MiB after the messages went out`);
+  subprocess.disconnect();
+  await subprocess;
+});
+
 test('advanced: the details isDeepStrictEqual does not look at', async () => {
   const subprocess = fork(fixture('echo.mjs'));
   const replies = [];

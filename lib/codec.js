@@ -261,6 +261,7 @@ class Writer {
   /** Empties the writer. */
   reset() {
     this.pos = 0;
+    forgetValueStrings();
     if (this.extLength !== 0 || this.extAt.length !== 0) {
       this.extAt = [];
       this.extBytes = [];
@@ -826,45 +827,94 @@ function encObject(v, depth) {
   }
 }
 
-// Encoded property names by position in their object. Messages mostly come in a few shapes, so the key at
-// position j is usually the very string seen there last time: one comparison, then a copy of its bytes,
-// instead of re-encoding it character by character (~35 instructions each in V8's charCodeAt).
+// Encoded strings by position in their object. Messages mostly come in a few shapes, so the key at position j
+// is usually the very string seen there last time, and so, often, is the value (a type tag, a status, a
+// name): one comparison, then a copy of its bytes, instead of re-encoding it character by character (~35
+// instructions each in V8's charCodeAt). Slots 0..KEY_SLOTS-1 hold keys, the next KEY_SLOTS the string
+// values of the same positions.
 const KEY_SLOTS = 16;
+const STR_SLOTS = 2 * KEY_SLOTS;
 const KEY_WORDS = 6;                     // up to 24 bytes: the header and 23 characters
-const keyCache = new Array(KEY_SLOTS).fill(null);
-const keyCacheLen = new Uint8Array(KEY_SLOTS);
+const MAX_CACHED_CHARS = KEY_WORDS * 4 - 1;
+const encCache = new Array(STR_SLOTS).fill(null);
+const encCacheLen = new Uint8Array(STR_SLOTS);
 // The encoded bytes, read back as 32-bit words in this machine's byte order and written back in it: a hit is
 // a few DataView stores, much cheaper in V8 than a byte loop over two typed arrays (which rechecks both arrays
 // on every byte).
-const keyCacheWords = new Uint32Array(KEY_SLOTS * KEY_WORDS);
-const keyCacheBytes = new Uint8Array(keyCacheWords.buffer);
+const encCacheWords = new Uint32Array(STR_SLOTS * KEY_WORDS);
+const encCacheBytes = new Uint8Array(encCacheWords.buffer);
+// A value string is kept only once it came twice in a row at its position, so a value that does not repeat
+// costs a failed comparison and a store, not a copy into the cache; after VALUE_TRIES values in a row that
+// were not hits, the position is left alone (no comparison at all) until the Writer is reset. Keys are kept
+// at once: a property name is interned by V8 and nearly always repeats. Values and candidates are forgotten
+// whenever a Writer is reset, i.e. after every flush: a short string can be a slice that keeps a large one
+// alive.
+const VALUE_TRIES = 8;
+const valueSeen = new Array(KEY_SLOTS).fill(null);
+const valueMisses = new Uint8Array(KEY_SLOTS);
 
-function encKey(k, j) {
-  if (j >= KEY_SLOTS) {
-    encString(k);
-    return;
-  }
-  if (keyCache[j] === k) {
-    const n = keyCacheLen[j];
-    // Whole words are written; the bytes past n are overwritten by what follows.
-    if (opos + n + 3 > out.length) grow(n + 3);
-    const view = outDataView(out);
-    const p = opos;
-    const base = j * KEY_WORDS;
-    for (let w = 0; w * 4 < n; w++) view.setUint32(p + w * 4, keyCacheWords[base + w], IS_LE);
-    opos = p + n;
-    return;
-  }
+function copyCached(slot) {
+  const n = encCacheLen[slot];
+  // Whole words are written; the bytes past n are overwritten by what follows.
+  if (opos + n + 3 > out.length) grow(n + 3);
+  const view = outDataView(out);
+  const p = opos;
+  const base = slot * KEY_WORDS;
+  for (let w = 0; w * 4 < n; w++) view.setUint32(p + w * 4, encCacheWords[base + w], IS_LE);
+  opos = p + n;
+}
+
+function encAndKeep(s, slot) {
   const h = opos;
-  encString(k);
+  encString(s);
   const n = opos - h;
   // Only plain MessagePack strings (fixstr, str8) are kept, never an extension such as STRING16.
   const first = out[h];
   if (n <= KEY_WORDS * 4 && ((first >= 0xa0 && first <= 0xbf) || first === 0xd9)) {
-    const base = j * KEY_WORDS * 4;
-    for (let i = 0; i < n; i++) keyCacheBytes[base + i] = out[h + i];
-    keyCacheLen[j] = n;
-    keyCache[j] = k;
+    const base = slot * KEY_WORDS * 4;
+    for (let i = 0; i < n; i++) encCacheBytes[base + i] = out[h + i];
+    encCacheLen[slot] = n;
+    encCache[slot] = s;
+  }
+}
+
+function encKey(k, j) {
+  if (j >= KEY_SLOTS) {
+    encString(k);
+  } else if (encCache[j] === k) {
+    copyCached(j);
+  } else {
+    encAndKeep(k, j);
+  }
+}
+
+// A string value of the property at position j < KEY_SLOTS.
+function encValueString(s, j) {
+  const misses = valueMisses[j];
+  if (misses < VALUE_TRIES) {
+    const slot = KEY_SLOTS + j;
+    if (encCache[slot] === s) {
+      valueMisses[j] = 0;
+      copyCached(slot);
+      return;
+    }
+    valueMisses[j] = misses + 1;
+    if (s.length <= MAX_CACHED_CHARS) {
+      if (valueSeen[j] === s) {
+        encAndKeep(s, slot);
+        return;
+      }
+      valueSeen[j] = s;
+    }
+  }
+  encString(s);
+}
+
+function forgetValueStrings() {
+  for (let j = 0; j < KEY_SLOTS; j++) {
+    encCache[KEY_SLOTS + j] = null;
+    valueSeen[j] = null;
+    valueMisses[j] = 0;
   }
 }
 
@@ -883,7 +933,9 @@ function encPlain(v, depth) {
     if (!hasOwnProperty.call(v, k)) continue;
     encKey(k, written);
     try {
-      encValue(v[k], depth + 1);
+      const value = v[k];
+      if (typeof value === 'string' && written < KEY_SLOTS) encValueString(value, written);
+      else encValue(value, depth + 1);
     } catch (e) {
       throw addSeg(e, SEG_KEY, k);
     }
