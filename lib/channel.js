@@ -40,6 +40,9 @@ const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
 const noop = () => {};
+// Hot paths queue their microtasks as reactions to this promise: Node's queueMicrotask() wraps every callback in
+// an AsyncResource and a bound function (~600 more instructions per call, measured with callgrind).
+const settled = Promise.resolve();
 
 /** The payload length in the header of the frame at `p` (u32 little-endian). */
 const frameLength = (frames, p) => (frames[p] | (frames[p + 1] << 8) | (frames[p + 2] << 16)) + frames[p + 3] * 0x1000000;
@@ -83,6 +86,7 @@ class Channel {
     this.batchHead = 0;
     this.flushScheduled = false;
     this.flushBound = () => this.flush();
+    this.drainBound = () => this.drain();
     this.nextStrictId = 1;
     this.strictWaits = new Map();
     // An acknowledgement was read in the batch being processed (see onEvent).
@@ -244,7 +248,7 @@ class Channel {
       this.flush();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(this.flushBound);
+      settled.then(this.flushBound);
     }
   }
 
@@ -753,7 +757,7 @@ class Channel {
       }
       this.startReceiving();
       if (this.queueHead < this.queue.length) {
-        queueMicrotask(() => this.drain());
+        settled.then(this.drainBound);
       }
     });
   }
