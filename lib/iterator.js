@@ -3,10 +3,6 @@
 // The object `getEachMessage()` returns: a hand-written async iterator (cheaper per message than an async
 // generator) that buffers every message while the loop body runs and ends after the channel ended.
 
-// The buffer array is kept once drained, so a loop that keeps falling behind by a batch does not grow a new
-// array for every batch; one that grew past this many slots is dropped instead.
-const KEEP_SLOTS = 16 * 1024;
-
 class MessageIterator {
   /**
    * @param {import('./channel.js').Channel} channel
@@ -17,10 +13,8 @@ class MessageIterator {
     this.channel = channel;
     this.reference = reference;
     this.onFinish = onFinish;
-    // Messages waiting for `next()` are buffer[head..tail); slots past tail are free.
     this.buffer = [];
     this.head = 0;
-    this.tail = 0;
     this.waiting = undefined;
     this.ended = false;
     this.error = undefined;
@@ -33,11 +27,8 @@ class MessageIterator {
     if (waiting !== undefined) {
       this.waiting = undefined;
       waiting.resolve({value, done: false});
-    } else if (this.tail < this.buffer.length) {
-      this.buffer[this.tail++] = value;
     } else {
       this.buffer.push(value);
-      this.tail++;
     }
   }
 
@@ -53,16 +44,12 @@ class MessageIterator {
   }
 
   next() {
-    if (this.head < this.tail) {
-      const buffer = this.buffer;
-      const value = buffer[this.head];
-      buffer[this.head++] = undefined;
-      if (this.head === this.tail) {
+    if (this.head < this.buffer.length) {
+      const value = this.buffer[this.head];
+      this.buffer[this.head++] = undefined;
+      if (this.head === this.buffer.length) {
+        this.buffer = [];
         this.head = 0;
-        this.tail = 0;
-        if (buffer.length > KEEP_SLOTS) {
-          this.buffer = [];
-        }
       }
       return Promise.resolve({value, done: false});
     }
@@ -87,8 +74,6 @@ class MessageIterator {
     if (!this.finished) {
       this.finished = true;
       this.buffer = [];
-      this.head = 0;
-      this.tail = 0;
       this.channel.removeIterator(this);
       if (this.onFinish !== undefined) {
         await this.onFinish();
