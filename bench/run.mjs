@@ -13,7 +13,7 @@ import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
 import {cpus, release, loadavg} from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
-import {SCENARIOS, DEFAULTS, MiB, RESULT_MARK, median} from './lib/common.mjs';
+import {SCENARIOS, DEFAULTS, MiB, RESULT_MARK, SAMPLE_MARK, median} from './lib/common.mjs';
 import {consoleTable, markdownTable, svgChart, formatValue} from './lib/report.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -103,27 +103,60 @@ function buildFloor() {
 
 // ------------------------------------------------------------ running ------
 
-/** Runs one driver process (its own process group) and returns its parsed result. */
-function runDriver(command, args, timeoutSeconds) {
-	return new Promise(resolve => {
-		const child = spawn(command, args, {cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true});
-		let stdout = '';
-		let stderr = '';
-		child.stdout.setEncoding('utf8').on('data', d => (stdout += d));
-		child.stderr.setEncoding('utf8').on('data', d => (stderr += d));
-		let timedOut = false;
-		const timer = setTimeout(() => {
+/**
+ * Starts one driver process (its own process group). `result` resolves to its parsed result. A stepped driver
+ * (job.stepped, see runJob) waits for a line on its stdin before each sample: `step()` asks for the next one
+ * and resolves once the driver reported it, or ended; `finish()` lets it wind down. The time limit applies to
+ * the whole run, or to each step and the wind-down of a stepped driver.
+ */
+function startDriver(command, args, timeoutSeconds, stepped = false) {
+	const child = spawn(command, args, {cwd: root, stdio: [stepped ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true});
+	let stdout = '';
+	let stderr = '';
+	let unread = '';
+	let sampleTaken;
+	child.stdout.setEncoding('utf8').on('data', d => {
+		stdout += d;
+		if (!stepped) return;
+		unread += d;
+		let end;
+		while ((end = unread.indexOf('\n')) !== -1) {
+			const line = unread.slice(0, end);
+			unread = unread.slice(end + 1);
+			if (line === SAMPLE_MARK && sampleTaken) {
+				const resolve = sampleTaken;
+				sampleTaken = undefined;
+				resolve(true);
+			}
+		}
+	});
+	child.stderr.setEncoding('utf8').on('data', d => (stderr += d));
+	// A driver that already ended leaves its stdin closed: nothing to write to, nothing to report.
+	child.stdin?.on('error', () => {});
+	let timedOut = false;
+	let timer;
+	const arm = () => {
+		clearTimeout(timer);
+		timer = setTimeout(() => {
 			timedOut = true;
 			try {
 				process.kill(-child.pid, 'SIGKILL');
 			} catch {}
 		}, timeoutSeconds * 1000);
+	};
+	arm();
+	let ended = false;
+	const result = new Promise(resolve => {
 		child.on('error', error => {
+			ended = true;
 			clearTimeout(timer);
+			sampleTaken?.(false);
 			resolve({samples: [], error: `could not start ${command}: ${error.message}`});
 		});
 		child.on('close', (code, signal) => {
+			ended = true;
 			clearTimeout(timer);
+			sampleTaken?.(false);
 			const line = stdout.split('\n').find(l => l.startsWith(RESULT_MARK));
 			if (line) {
 				const result = JSON.parse(line.slice(RESULT_MARK.length));
@@ -145,7 +178,22 @@ function runDriver(command, args, timeoutSeconds) {
 			resolve({samples: [], error});
 		});
 	});
+	const step = () =>
+		new Promise(resolve => {
+			if (ended) return resolve(false);
+			sampleTaken = resolve;
+			arm();
+			child.stdin.write('\n');
+		});
+	const finish = () => {
+		if (!ended) arm();
+		child.stdin?.end();
+	};
+	return {result, step, finish};
 }
+
+/** Runs one driver process from start to end and returns its parsed result. */
+const runDriver = (command, args, timeoutSeconds) => startDriver(command, args, timeoutSeconds).result;
 
 const implementations = [];
 const bun = findBun();
@@ -230,30 +278,53 @@ if (!floor.skipped) {
 	}
 }
 
+// Every scenario takes its samples in rounds: one sample of each implementation per round, in alternating order
+// (see runJob), so that the ratios of one run compare samples taken within seconds of each other.
 for (const scenario of scenarios) {
 	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
-	for (const impl of implementations) {
-		if (impl.skipped || impl.id === 'floor' || (impl.only && !impl.only.includes(scenario.id))) continue;
-		const job = {scenario: scenario.id, serialization: impl.serialization, reps: opts.reps, ...sizes};
+	const active = implementations.filter(impl => !(impl.skipped || impl.id === 'floor' || (impl.only && !impl.only.includes(scenario.id))));
+	const job = impl => ({scenario: scenario.id, serialization: impl.serialization, reps: opts.reps, ...sizes});
+	const runs = new Map(active.map(impl => [impl, {seconds: 0, result: undefined}]));
+	const timed = async (impl, work) => {
 		const t0 = process.hrtime.bigint();
-		let result;
-		if (scenario.id === 'peakRss') {
-			// VmHWM only grows: every sample needs a fresh parent process
-			const isJson = impl.serialization === 'json';
-			const runs = isJson ? 1 : opts.reps;
-			result = {samples: [], details: []};
-			for (let r = 0; r < runs; r++) {
-				const one = await runDriver(impl.command, [impl.driver, JSON.stringify({...job, reps: 1})], isJson ? JSON_RSS_TIMEOUT_S : DRIVER_TIMEOUT_S);
+		const out = await work();
+		runs.get(impl).seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+		return out;
+	};
+	if (scenario.id === 'peakRss') {
+		// VmHWM only grows: every sample needs a fresh parent process. JSON modes run once, with a short limit.
+		for (const impl of active) runs.get(impl).result = {samples: [], details: []};
+		for (let round = 0; round < opts.reps; round++) {
+			for (const impl of round % 2 === 0 ? active : [...active].reverse()) {
+				const result = runs.get(impl).result;
+				const isJson = impl.serialization === 'json';
+				if (result.error || (isJson && round > 0)) continue;
+				const one = await timed(impl, () =>
+					runDriver(impl.command, [impl.driver, JSON.stringify({...job(impl), reps: 1})], isJson ? JSON_RSS_TIMEOUT_S : DRIVER_TIMEOUT_S),
+				);
 				result.samples.push(...one.samples);
 				result.details.push(...(one.details ?? []));
-				if (one.error) {
-					result.error = one.error;
-					break;
-				}
+				if (one.error) result.error = one.error;
 			}
-		} else {
-			result = await runDriver(impl.command, [impl.driver, JSON.stringify(job)], DRIVER_TIMEOUT_S);
 		}
+	} else {
+		// One driver process per implementation serves all its samples, one per step.
+		const drivers = new Map(
+			active.map(impl => [impl, startDriver(impl.command, [impl.driver, JSON.stringify({...job(impl), stepped: true})], DRIVER_TIMEOUT_S, true)]),
+		);
+		for (let round = 0; round < opts.reps; round++) {
+			for (const impl of round % 2 === 0 ? active : [...active].reverse()) {
+				await timed(impl, () => drivers.get(impl).step());
+			}
+		}
+		for (const impl of active) {
+			const driver = drivers.get(impl);
+			driver.finish();
+			runs.get(impl).result = await timed(impl, () => driver.result);
+		}
+	}
+	for (const impl of active) {
+		const {result, seconds} = runs.get(impl);
 		const entry = {median: median(result.samples), samples: result.samples};
 		if (result.error) entry.error = `${impl.label}, scenario ${scenario.n}: ${result.error}`;
 		if (scenario.id === 'peakRss' && result.details?.length) {
@@ -263,8 +334,7 @@ for (const scenario of scenarios) {
 		}
 		impl.scenarios[scenario.id] = entry;
 		const shown = entry.median === null ? 'failed' : `${formatValue(scenario, entry.median)} ${scenario.unit}`;
-		const took = (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1);
-		console.log(`  ${impl.label}: ${shown}  [${took} s]${result.error ? `  (${result.error})` : ''}`);
+		console.log(`  ${impl.label}: ${shown}  [${seconds.toFixed(1)} s]${result.error ? `  (${result.error})` : ''}`);
 		if (result.stderr) console.log(result.stderr.split('\n').slice(-5).map(l => `    | ${l}`).join('\n'));
 	}
 }

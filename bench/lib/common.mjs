@@ -1,5 +1,6 @@
 // Shared helpers for the benchmark drivers (run under Node and under Bun).
 import {readFileSync} from 'node:fs';
+import {createInterface} from 'node:readline';
 
 export const MiB = 1024 * 1024;
 
@@ -84,6 +85,25 @@ export function emitResult(result) {
 	process.stdout.write(RESULT_MARK + JSON.stringify(result) + '\n');
 }
 
+/** Marker line a stepped driver prints as soon as it took a sample (see runJob). */
+export const SAMPLE_MARK = '@@bench-sample';
+
+/** The lines run.mjs writes to a stepped driver's stdin, one per sample. */
+function stdinSteps() {
+	const rl = createInterface({input: process.stdin});
+	const lines = rl[Symbol.asyncIterator]();
+	return {
+		async next() {
+			const {done} = await lines.next();
+			if (done) throw new Error('run.mjs closed the driver\'s stdin before the last sample');
+		},
+		close() {
+			rl.close();
+			process.stdin.destroy();
+		},
+	};
+}
+
 /** Drivers receive their job as one JSON argument. */
 export function readJob() {
 	const raw = process.argv[2];
@@ -98,23 +118,33 @@ export function readJob() {
 export async function runJob(job, once) {
 	const samples = [];
 	const details = [];
+	// A stepped job (job.stepped) takes each sample when run.mjs asks for it, a line on stdin, and says when it
+	// is done: run.mjs takes one sample of every implementation in turn, so that the load of this shared
+	// machine, which changes from minute to minute, weighs on all of them alike. The first step includes the
+	// warm-ups, and the process (a warm parent) serves every sample, as in a plain job.
+	const steps = job.stepped ? stdinSteps() : undefined;
 	try {
+		await steps?.next();
 		if (job.scenario === 'forkFirst') {
 			for (let i = 0; i < job.forkWarmup; i++) await once();
 		}
 		await once.warmUp?.();
 		for (let r = 0; r < job.reps; r++) {
+			if (r > 0) await steps?.next();
 			const out = await once();
 			if (typeof out === 'number') samples.push(out);
 			else {
 				samples.push(out.value);
 				details.push(out);
 			}
+			if (steps) process.stdout.write(SAMPLE_MARK + '\n');
 		}
 		await once.close?.();
 		emitResult({samples, details});
 	} catch (error) {
 		emitResult({samples, details, error: String(error?.stack ?? error).split('\n')[0]});
+	} finally {
+		steps?.close();
 	}
 }
 
