@@ -115,6 +115,7 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 	let stderr = '';
 	let unread = '';
 	let sampleTaken;
+	let reported = false;
 	child.stdout.setEncoding('utf8').on('data', d => {
 		stdout += d;
 		if (!stepped) return;
@@ -123,10 +124,14 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 		while ((end = unread.indexOf('\n')) !== -1) {
 			const line = unread.slice(0, end);
 			unread = unread.slice(end + 1);
-			if (line === SAMPLE_MARK && sampleTaken) {
+			// The result line comes last: a driver that reported it (an error, say) takes no more samples, even if
+			// something still keeps its process alive.
+			const done = line.startsWith(RESULT_MARK);
+			if (done) reported = true;
+			if ((done || line === SAMPLE_MARK) && sampleTaken) {
 				const resolve = sampleTaken;
 				sampleTaken = undefined;
-				resolve(true);
+				resolve(!done);
 			}
 		}
 	});
@@ -135,14 +140,14 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 	child.stdin?.on('error', () => {});
 	let timedOut = false;
 	let timer;
-	const arm = () => {
+	const arm = (seconds = timeoutSeconds) => {
 		clearTimeout(timer);
 		timer = setTimeout(() => {
 			timedOut = true;
 			try {
 				process.kill(-child.pid, 'SIGKILL');
 			} catch {}
-		}, timeoutSeconds * 1000);
+		}, seconds * 1000);
 	};
 	arm();
 	let ended = false;
@@ -180,13 +185,14 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 	});
 	const step = () =>
 		new Promise(resolve => {
-			if (ended) return resolve(false);
+			if (ended || reported) return resolve(false);
 			sampleTaken = resolve;
 			arm();
 			child.stdin.write('\n');
 		});
 	const finish = () => {
-		if (!ended) arm();
+		// One that already reported has nothing left to do: a few seconds to exit, then it is stopped.
+		if (!ended) arm(reported ? 5 : timeoutSeconds);
 		child.stdin?.end();
 	};
 	return {result, step, finish};
