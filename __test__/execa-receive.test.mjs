@@ -128,7 +128,7 @@ test('R30: getEachMessage() buffers while the loop body runs', async () => {
 
 test('R30: a loop that falls behind in bursts gets every message once, in order, as its buffer drains and refills', async () => {
   const subprocess = fork(fixture('s-iterate-bursts.mjs'));
-  // Burst sizes on both sides of the iterator's kept-buffer limit (16 Ki slots), small ones after a large one.
+  // Bursts from one message to many read batches (20k messages), small ones right after large ones.
   const bursts = [1, 3, 700, 2, 20_000, 5, 3000, 1];
   let sent = 0;
   for (const size of bursts) {
