@@ -1,0 +1,128 @@
+// native-ipc's modules load from V8's code cache (lib/load.js, written by scripts/code-cache.js at build time).
+// Each test works on a copy of the package's JS in a temporary directory, with its own cache, and runs a real
+// parent and child there: the child reports how each module was compiled, and answers over the channel.
+import assert from 'node:assert/strict';
+import {execFile} from 'node:child_process';
+import {cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {after, before, test} from 'node:test';
+import {fileURLToPath} from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const TIMEOUT = 60_000;
+const work = mkdtempSync(path.join(os.tmpdir(), 'native-ipc-code-cache-'));
+after(() => rmSync(work, {recursive: true, force: true}));
+
+const run = (args) =>
+  new Promise((resolve, reject) => {
+    execFile(process.execPath, args, {encoding: 'utf8', timeout: TIMEOUT}, (error, stdout, stderr) => {
+      if (error) {
+        error.message += `\n--- stdout\n${stdout}\n--- stderr\n${stderr}`;
+        reject(error);
+      } else {
+        resolve(stdout);
+      }
+    });
+  });
+
+let copies = 0;
+/** A copy of the package's JS (the addon linked, not copied) with a cache written for it. */
+const copyPackage = async () => {
+  const dir = path.join(work, `package-${copies++}`);
+  for (const file of ['index.js', 'index.mjs', 'package.json', 'lib', 'scripts']) {
+    cpSync(path.join(root, file), path.join(dir, file), {recursive: true});
+  }
+  symlinkSync(path.join(root, 'native-ipc.linux-x64-gnu.node'), path.join(dir, 'native-ipc.linux-x64-gnu.node'));
+  // The child echoes one message, then reports how its modules were compiled and what a bad option says.
+  writeFileSync(
+    path.join(dir, 'child.cjs'),
+    `const {sendMessage, getOneMessage} = require('./index.js');
+(async () => {
+  await sendMessage(await getOneMessage());
+  let error;
+  try { await sendMessage('x', {strict: 'yes'}); } catch (e) { error = e.message; }
+  await sendMessage({outcomes: require('./lib/load.js').outcomes, error});
+})();
+`,
+  );
+  writeFileSync(
+    path.join(dir, 'parent.mjs'),
+    `import {fork} from './index.mjs';
+const subprocess = fork(new URL('child.cjs', import.meta.url), {execArgv: JSON.parse(process.argv[2] ?? '[]')});
+const payload = {k: 't', list: [1, 'two', Buffer.from('three')]};
+const [echo] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(payload)]);
+const report = await subprocess.getOneMessage();
+await subprocess;
+console.log(JSON.stringify({echoed: JSON.stringify(echo) === JSON.stringify(payload), ...report}));
+`,
+  );
+  await run([path.join(dir, 'scripts', 'code-cache.js')]);
+  return dir;
+};
+
+const exchange = async (dir, execArgv = []) => JSON.parse(await run([path.join(dir, 'parent.mjs'), JSON.stringify(execArgv)]));
+const cacheFileOf = (dir) => path.join(dir, 'code-cache', `v8-${process.versions.v8}-${process.arch}.bin`);
+
+let pristine;
+before(async () => {
+  pristine = await copyPackage();
+});
+
+const CHILD_MODULES = ['channel.js', 'child.js', 'codec.js', 'errors.js', 'methods.js', 'native.js', 'validate.js'];
+
+test('a child loads every native-ipc module from the cache that the build step wrote, and the channel works', async () => {
+  const report = await exchange(pristine);
+  assert.equal(report.echoed, true);
+  for (const name of CHILD_MODULES) {
+    assert.equal(report.outcomes[name], 'cached', name);
+  }
+  assert.deepEqual(
+    Object.entries(report.outcomes).filter(([, outcome]) => outcome !== 'cached'),
+    [],
+  );
+  assert.match(report.error, /`strict` option must be a boolean/);
+});
+
+test('a module edited after the cache was written runs its new source, even at the same length', async () => {
+  const dir = await copyPackage();
+  const file = path.join(dir, 'lib', 'validate.js');
+  const before = readFileSync(file, 'utf8');
+  const after = before.replace('must be a boolean', 'must be a BOOLEAN');
+  assert.notEqual(after, before);
+  assert.equal(after.length, before.length);
+  writeFileSync(file, after);
+  const report = await exchange(dir);
+  assert.equal(report.echoed, true);
+  assert.match(report.error, /`strict` option must be a BOOLEAN/);
+  assert.equal(report.outcomes['validate.js'], 'compiled');
+  assert.equal(report.outcomes['codec.js'], 'cached');
+});
+
+test('a cache file cut short is ignored: every module compiles and the channel works', async () => {
+  const dir = await copyPackage();
+  const file = cacheFileOf(dir);
+  truncateSync(file, Math.floor(readFileSync(file).length / 2));
+  const report = await exchange(dir);
+  assert.equal(report.echoed, true);
+  for (const name of CHILD_MODULES) {
+    assert.equal(report.outcomes[name], 'compiled', name);
+  }
+});
+
+test('a cache file that is not one is ignored', async () => {
+  const dir = await copyPackage();
+  writeFileSync(cacheFileOf(dir), 'not a cache');
+  const report = await exchange(dir);
+  assert.equal(report.echoed, true);
+  assert.equal(report.outcomes['codec.js'], 'compiled');
+});
+
+test('code V8 refuses (a child run with other V8 flags) is not used: the modules compile and the channel works', async () => {
+  const report = await exchange(pristine, ['--no-opt']);
+  assert.equal(report.echoed, true);
+  for (const name of CHILD_MODULES) {
+    assert.equal(report.outcomes[name], 'rejected', name);
+  }
+  assert.match(report.error, /`strict` option must be a boolean/);
+});

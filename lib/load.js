@@ -1,0 +1,110 @@
+'use strict';
+
+// Loads native-ipc's own modules (lib/*.js) with V8's code cache, so that a child does not compile ~135 KB of
+// JS every time it starts: that compiling was ~5 ms of a fork → first message here, and Node 20 has no compile
+// cache for a package's modules (module.enableCompileCache() came in Node 22.1, and it is process-wide).
+//
+// `npm run build` writes the cache (scripts/code-cache.js) for the Node it runs on: one file per V8 version and
+// architecture in code-cache/, holding each module's source and the code V8 produced for it in a real parent
+// and child. A module is served from the cache only when its source is byte for byte the cached one (V8
+// itself would accept code cached for any source of the same length) and V8 accepts the code (same version,
+// same flags); otherwise it is compiled as Node would. A cache file that is missing, cut short or unreadable
+// is ignored. Every module is registered in require.cache, so a plain require() of one gets this instance.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
+
+const CACHE_DIR = path.join(__dirname, '..', 'code-cache');
+/** The cache file for this V8 and architecture. */
+const cacheFile = (dir = CACHE_DIR) => path.join(dir, `v8-${process.versions.v8}-${process.arch}.bin`);
+
+// The same parameters as Node's own CommonJS wrapper; the source starts on the first line, so line numbers
+// in stack traces stay right.
+const WRAP_START = '(function (exports, require, module, __filename, __dirname) { ';
+const WRAP_END = '\n});';
+// What a module of this directory names its siblings with.
+const SIBLING = /^\.\/[\w-]+\.js$/;
+
+/** name → {source, data} from the cache file; null when there is none or it is unusable. */
+var entries;
+/** name → how the module was compiled: 'cached', 'rejected' (V8 refused the cached code) or 'compiled'. */
+const outcomes = {};
+/** name → vm.Script, for the cache writer. */
+const scripts = new Map();
+
+/**
+ * Reads a cache file: a 4-byte little-endian header length, a JSON header `{files: [{name, source, data}]}`
+ * (byte lengths), then each file's source and cached data, in that order.
+ */
+const readCache = (file) => {
+  try {
+    const bytes = fs.readFileSync(file);
+    const headerLength = bytes.readUInt32LE(0);
+    const {files} = JSON.parse(bytes.toString('utf8', 4, 4 + headerLength));
+    const map = new Map();
+    let pos = 4 + headerLength;
+    for (const {name, source, data} of files) {
+      const end = pos + source + data;
+      if (typeof name !== 'string' || !(source >= 0) || !(data > 0) || end > bytes.length) {
+        return null;
+      }
+      map.set(name, {source: bytes.subarray(pos, pos + source), data: bytes.subarray(pos + source, end)});
+      pos = end;
+    }
+    return pos === bytes.length ? map : null;
+  } catch {
+    return null;
+  }
+};
+
+/** Lays out a cache file (see readCache) from `[{name, source, data}]`. */
+const buildCache = (files) => {
+  const header = Buffer.from(
+    JSON.stringify({files: files.map(({name, source, data}) => ({name, source: source.length, data: data.length}))}),
+  );
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length, 0);
+  return Buffer.concat([length, header, ...files.flatMap(({source, data}) => [source, data])]);
+};
+
+/** A module's `require`: its siblings come through `load`, everything else through Node. */
+const requireFor = (filename) => {
+  const nodeRequire = Module.createRequire(filename);
+  const localRequire = (id) => (typeof id === 'string' && SIBLING.test(id) ? load(id.slice(2)) : nodeRequire(id));
+  localRequire.resolve = nodeRequire.resolve;
+  localRequire.cache = nodeRequire.cache;
+  return localRequire;
+};
+
+/** Loads lib/<name> (once, like require) and returns its exports. */
+const load = (name) => {
+  const filename = path.join(__dirname, name);
+  const loaded = require.cache[filename];
+  if (loaded !== undefined) {
+    return loaded.exports;
+  }
+  if (entries === undefined) {
+    entries = readCache(cacheFile());
+  }
+  const source = fs.readFileSync(filename);
+  const entry = entries?.get(name);
+  const cachedData = entry !== undefined && entry.source.equals(source) ? entry.data : undefined;
+  const script = new vm.Script(WRAP_START + source.toString('utf8') + WRAP_END, {filename, cachedData});
+  outcomes[name] = cachedData === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
+  scripts.set(name, script);
+  const module = new Module(filename);
+  module.filename = filename;
+  require.cache[filename] = module;
+  try {
+    script.runInThisContext().call(module.exports, module.exports, requireFor(filename), module, filename, __dirname);
+  } catch (error) {
+    delete require.cache[filename];
+    throw error;
+  }
+  module.loaded = true;
+  return module.exports;
+};
+
+module.exports = {load, outcomes, scripts, cacheFile, readCache, buildCache};

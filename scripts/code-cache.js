@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+'use strict';
+
+// Writes V8's code cache for native-ipc's modules (see lib/load.js), for the Node that runs this script:
+// code-cache/v8-<V8 version>-<arch>.bin. `npm run build` runs it after building the addon.
+//
+//   node scripts/code-cache.js [directory]    (default: ./code-cache)
+//
+// The code is what a real exchange compiled: this script forks itself as a child over native-ipc, sends it
+// messages of the usual kinds, which it echoes, and takes the child's cached code for its modules; for each
+// module, the side that compiled more of it (the larger cache) wins. V8 caches the bytecode of every function
+// that ran, not only the top level, so the first messages of a child that starts from the cache compile
+// nothing either. A failure leaves no cache and fails the build: the exchange it runs is the most basic use of
+// the channel.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const CHILD = '--code-cache-child';
+
+/** The cached code of every module this process loaded: name → Buffer. */
+const cachedCode = () => {
+  const {scripts} = require('../lib/load.js');
+  return Object.fromEntries([...scripts].map(([name, script]) => [name, script.createCachedData()]));
+};
+
+const samples = () => [
+  {k: 't', i: 1, payload: 'hello world'},
+  {k: 't', i: 2, payload: 'hello world'},
+  'a string',
+  'é'.repeat(100),
+  'x'.repeat(100_000),
+  12345,
+  -1.5,
+  10n,
+  true,
+  null,
+  [1, 'two', {three: 3}],
+  {nested: {list: [1, {deep: [null, false]}], date: new Date(0)}},
+  Buffer.from('bytes'),
+  Buffer.alloc(200_000, 7),
+  new Uint32Array([1, 2, 3]),
+  new Map([['key', 1]]),
+  new Set([1, 2]),
+  /pattern/g,
+  new Error('an error'),
+];
+
+const child = async () => {
+  const {sendMessage, getOneMessage, getEachMessage} = require('../index.js');
+  for await (const message of getEachMessage()) {
+    if (message !== null && typeof message === 'object' && message.k === 'done') {
+      break;
+    }
+    sendMessage(message);
+  }
+  await sendMessage(cachedCode());
+};
+
+const parent = async (directory) => {
+  const {fork} = require('../index.js');
+  const {readCache, buildCache, cacheFile} = require('../lib/load.js');
+  const subprocess = fork(__filename, [CHILD], {buffer: false});
+  for (const message of samples()) {
+    await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
+  }
+  // The child answers 'done' with its cached code and exits, which ends this loop.
+  let childCode = {};
+  const done = subprocess.sendMessage({k: 'done'});
+  for await (const message of subprocess.getEachMessage()) {
+    childCode = message;
+  }
+  await done;
+  await subprocess;
+  const parentCode = cachedCode();
+  const files = [];
+  for (const name of new Set([...Object.keys(parentCode), ...Object.keys(childCode)])) {
+    const a = parentCode[name];
+    const b = childCode[name];
+    const data = a === undefined || (b !== undefined && b.length > a.length) ? b : a;
+    files.push({name, source: fs.readFileSync(path.join(__dirname, '..', 'lib', name)), data: Buffer.from(data)});
+  }
+  files.sort((x, y) => (x.name < y.name ? -1 : 1));
+  fs.mkdirSync(directory, {recursive: true});
+  const file = cacheFile(directory);
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, buildCache(files));
+  fs.renameSync(temporary, file);
+  if (readCache(file)?.size !== files.length) {
+    throw new Error(`${file} does not read back`);
+  }
+  const bytes = files.reduce((sum, {data}) => sum + data.length, 0);
+  console.log(`code cache: ${files.length} modules, ${Math.round(bytes / 1024)} KiB of V8 code → ${path.relative(process.cwd(), file)}`);
+};
+
+if (process.argv[2] === CHILD) {
+  child().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else {
+  parent(path.resolve(process.argv[2] ?? path.join(__dirname, '..', 'code-cache'))).catch((error) => {
+    console.error(`code cache not written: ${error.stack}`);
+    process.exitCode = 1;
+  });
+}
