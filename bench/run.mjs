@@ -103,6 +103,15 @@ function buildFloor() {
 
 // ------------------------------------------------------------ running ------
 
+// Variables that make every Node process slower to start, whatever its IPC, are left out of the drivers'
+// (and so their children's) environment. With NODE_EXTRA_CA_CERTS set, as on this project's machine, Node
+// parses every certificate of that file at start-up (~100 ms here: two thirds of a fork → first message),
+// which would hide the start-up cost scenario 5 compares.
+const START_UP_TAXES = ['NODE_EXTRA_CA_CERTS'];
+const removedEnv = START_UP_TAXES.filter(name => process.env[name] !== undefined);
+const driverEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !START_UP_TAXES.includes(name)));
+const loadAtStart = loadavg();
+
 /**
  * Starts one driver process (its own process group). `result` resolves to its parsed result. A stepped driver
  * (job.stepped, see runJob) waits for a line on its stdin before each sample: `step()` asks for the next one
@@ -110,7 +119,7 @@ function buildFloor() {
  * the whole run, or to each step and the wind-down of a stepped driver.
  */
 function startDriver(command, args, timeoutSeconds, stepped = false) {
-	const child = spawn(command, args, {cwd: root, stdio: [stepped ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true});
+	const child = spawn(command, args, {cwd: root, env: driverEnv, stdio: [stepped ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true});
 	let stdout = '';
 	let stderr = '';
 	let unread = '';
@@ -379,7 +388,8 @@ const results = {
 		cpus: cpus().length,
 		cpuModel: cpus()[0]?.model?.trim() ?? 'unknown CPU',
 		kernel: release(),
-		loadavg: loadavg(),
+		loadavg: loadAtStart,
+		removedEnv,
 		reps: opts.reps,
 		rssReps: opts.reps,
 		jsonRssTimeoutSeconds: JSON_RSS_TIMEOUT_S,

@@ -102,7 +102,10 @@ export function markdownTable(results) {
 	out.push(
 		`Machine: ${m.cpuModel} × ${m.cpus} vCPU, Linux ${m.kernel}; Node ${m.node}` +
 			(m.bun ? `, Bun ${m.bun}` : ', Bun not installed') +
-			`; ${m.date.slice(0, 10)}. Load average at start: ${m.loadavg.map(x => x.toFixed(2)).join(' ')}.`,
+			`; ${m.date.slice(0, 10)}. Load average at start: ${m.loadavg.map(x => x.toFixed(2)).join(' ')}.` +
+			(m.removedEnv?.length
+				? ` ${m.removedEnv.join(', ')} (set on this machine) was left out of every driver's and child's environment: it makes every Node process parse a certificate file at start-up (~100 ms here), which would hide the start-up cost scenario 5 compares.`
+				: ''),
 	);
 	const notRun = results.implementations.filter(i => i.skipped && i.skipped !== 'not selected');
 	if (notRun.length > 0) {
