@@ -17,6 +17,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const CHILD = '--code-cache-child';
+// The exchange takes well under a second; a build must never wait forever on it.
+const TIME_LIMIT_MS = 60_000;
 
 /** The cached code of every module this process loaded: name → Buffer. */
 const cachedCode = () => {
@@ -60,7 +62,7 @@ const child = async () => {
 const parent = async (directory) => {
   const {fork} = require('../index.js');
   const {readCache, buildCache, cacheFile} = require('../lib/load.js');
-  const subprocess = fork(__filename, [CHILD], {buffer: false});
+  const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
   for (const message of samples()) {
     await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
   }
@@ -99,6 +101,11 @@ if (process.argv[2] === CHILD) {
     process.exit(1);
   });
 } else {
+  const limit = setTimeout(() => {
+    console.error(`code cache not written: the exchange did not end within ${TIME_LIMIT_MS / 1000} s`);
+    process.exit(1);
+  }, TIME_LIMIT_MS + 5_000);
+  limit.unref();
   parent(path.resolve(process.argv[2] ?? path.join(__dirname, '..', 'code-cache'))).catch((error) => {
     console.error(`code cache not written: ${error.stack}`);
     process.exitCode = 1;

@@ -5,7 +5,7 @@
 //   source on {k:'go'}, send n small messages (await only the last)
 //   echo   send every message back
 // Every mode sends {k:'ready'} first and exits on {k:'exit'}.
-import {sendMessage, getEachMessage} from '../lib/native-ipc.mjs';
+import {sendMessage, getEachMessage} from '../../index.mjs';
 
 const mode = process.argv[2];
 const n = Number(process.argv[3]);

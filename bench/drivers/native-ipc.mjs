@@ -5,7 +5,7 @@
 // awaiting each one, and only the last is awaited (order is guaranteed).
 import {fileURLToPath} from 'node:url';
 import {MiB, now, seconds, small, makeString, makeBuffer, echoedSize, peakRss, assert, readJob, runJob, roundsBody} from '../lib/common.mjs';
-import {fork} from '../lib/native-ipc.mjs';
+import {fork} from '../../index.mjs';
 
 const childPath = fileURLToPath(new URL('../children/native-ipc-child.mjs', import.meta.url));
 const job = readJob();
