@@ -126,3 +126,13 @@ test('code V8 refuses (a child run with other V8 flags) is not used: the modules
   }
   assert.match(report.error, /`strict` option must be a boolean/);
 });
+
+test('loaded into a vm context of its own (as Jest does), native-ipc runs in that context: objects and errors are of its realm', async () => {
+  const report = JSON.parse(await run([path.join(root, '__test__', 'fixtures', 'other-context.cjs')]));
+  assert.deepEqual(report.echo, {a: [1, 'two']});
+  assert.equal(report.echoFromContext, true);
+  assert.equal(report.errorFromContext, true);
+  assert.match(report.error, /cannot be serialized/);
+  assert.equal(report.outcomes['child.js'], 'required');
+  assert.equal(report.outcomes['parent.js'], 'required');
+});

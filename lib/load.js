@@ -10,6 +10,7 @@
 // itself would accept code cached for any source of the same length) and V8 accepts the code (same version,
 // same flags); otherwise it is compiled as Node would. A cache file that is missing, cut short or unreadable
 // is ignored. Every module is registered in require.cache, so a plain require() of one gets this instance.
+// (Scripts compiled here have no dynamic import(); a module that needs one must be loaded by require().)
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,9 +28,19 @@ const WRAP_END = '\n});';
 // What a module of this directory names its siblings with.
 const SIBLING = /^\.\/[\w-]+\.js$/;
 
+/**
+ * Whether this module runs in Node's main context. A test runner such as Jest loads modules into a vm context
+ * of its own; there, runInThisContext would run native-ipc in the main context instead, so that the objects,
+ * errors and promises it creates would come from another realm than the caller's. native-ipc's modules are
+ * then left to that runner's require().
+ */
+var mainContext;
 /** name → {source, data} from the cache file; null when there is none or it is unusable. */
 var entries;
-/** name → how the module was compiled: 'cached', 'rejected' (V8 refused the cached code) or 'compiled'. */
+/**
+ * name → how the module was compiled: 'cached', 'rejected' (V8 refused the cached code), 'compiled', or
+ * 'required' (outside the main context: by the require() that loaded this module).
+ */
 const outcomes = {};
 /** name → vm.Script, for the cache writer. */
 const scripts = new Map();
@@ -80,6 +91,13 @@ const requireFor = (filename) => {
 
 /** Loads lib/<name> (once, like require) and returns its exports. */
 const load = (name) => {
+  if (mainContext === undefined) {
+    mainContext = vm.runInThisContext('globalThis') === globalThis;
+  }
+  if (!mainContext) {
+    outcomes[name] ??= 'required';
+    return require(`./${name}`);
+  }
   const filename = path.join(__dirname, name);
   const loaded = require.cache[filename];
   if (loaded !== undefined) {
