@@ -27,8 +27,8 @@ const cachedCode = () => {
 };
 
 const samples = () => [
-  {k: 't', i: 1, payload: 'hello world'},
-  {k: 't', i: 2, payload: 'hello world'},
+  {type: 'job', id: 1, name: 'first'},
+  {type: 'job', id: 2, name: 'second'},
   'a string',
   'é'.repeat(100),
   'x'.repeat(100_000),
@@ -49,7 +49,7 @@ const samples = () => [
 ];
 
 const child = async () => {
-  const {sendMessage, getOneMessage, getEachMessage} = require('../index.js');
+  const {sendMessage, getEachMessage} = require('../index.js');
   for await (const message of getEachMessage()) {
     if (message !== null && typeof message === 'object' && message.k === 'done') {
       break;
