@@ -60,6 +60,15 @@ const child = async () => {
 };
 
 const parent = async (directory) => {
+  // The sources are read before anything is compiled: a file edited while this runs then differs from the
+  // source stored with its code, and is compiled at load rather than served stale code.
+  const libDir = path.join(__dirname, '..', 'lib');
+  const sources = new Map(
+    fs
+      .readdirSync(libDir)
+      .filter((name) => name.endsWith('.js'))
+      .map((name) => [name, fs.readFileSync(path.join(libDir, name))]),
+  );
   const {fork} = require('../index.js');
   const {readCache, buildCache, cacheFile} = require('../lib/load.js');
   const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
@@ -80,7 +89,9 @@ const parent = async (directory) => {
     const a = parentCode[name];
     const b = childCode[name];
     const data = a === undefined || (b !== undefined && b.length > a.length) ? b : a;
-    files.push({name, source: fs.readFileSync(path.join(__dirname, '..', 'lib', name)), data: Buffer.from(data)});
+    if (sources.has(name)) {
+      files.push({name, source: sources.get(name), data: Buffer.from(data)});
+    }
   }
   files.sort((x, y) => (x.name < y.name ? -1 : 1));
   fs.mkdirSync(directory, {recursive: true});
