@@ -80,12 +80,27 @@ const buildCache = (files) => {
   return Buffer.concat([length, header, ...files.flatMap(({source, data}) => [source, data])]);
 };
 
-/** A module's `require`: its siblings come through `load`, everything else through Node. */
+/**
+ * A module's `require`: its siblings come through `load`, Node's built-in modules from Node, and anything else
+ * (the addon, package.json) through a require() for the module's own path, made on first use: most modules
+ * never need one, and making one costs more than loading a cached module.
+ */
 const requireFor = (filename) => {
-  const nodeRequire = Module.createRequire(filename);
-  const localRequire = (id) => (typeof id === 'string' && SIBLING.test(id) ? load(id.slice(2)) : nodeRequire(id));
-  localRequire.resolve = nodeRequire.resolve;
-  localRequire.cache = nodeRequire.cache;
+  let nodeRequire;
+  const fileRequire = () => (nodeRequire ??= Module.createRequire(filename));
+  const localRequire = (id) => {
+    if (typeof id === 'string') {
+      if (SIBLING.test(id)) {
+        return load(id.slice(2));
+      }
+      if (Module.isBuiltin(id)) {
+        return require(id);
+      }
+    }
+    return fileRequire()(id);
+  };
+  localRequire.resolve = (request, options) => fileRequire().resolve(request, options);
+  localRequire.cache = require.cache;
   return localRequire;
 };
 
