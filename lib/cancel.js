@@ -1,9 +1,9 @@
 'use strict';
 
-// Graceful cancellation (execa R53–R57). Parent: when `cancelSignal` aborts, either ask the child to stop
+// Graceful cancellation (execa R53-R57). Parent: when `cancelSignal` aborts, either ask the child to stop
 // over the channel (`gracefulCancel`), then kill it after `forceKillAfterDelay`, or kill it at once.
 // Child: getCancelSignal() returns one process-wide AbortSignal, aborted by its own parent's cancel request
-// or by its own channel's end — never by a subprocess's channel (execa R58 fixed).
+// or by its own channel's end - never by a subprocess's channel (execa R58 fixed).
 
 const validate = require('./validate.js');
 
@@ -56,7 +56,7 @@ const toSendable = (reason) => {
   return reason;
 };
 
-/** String(value) for an error message, also for values whose conversion throws (null prototype, …). */
+/** String(value) for an error message, also for values whose conversion throws (null prototype, ...). */
 const printable = (value) => {
   try {
     return String(value);

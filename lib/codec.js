@@ -295,8 +295,8 @@ class Writer {
 // The hot module state here and below is declared with `var`: a module-level
 // `let` read from another function costs V8 a check against the
 // uninitialized ("hole") value on every read and write, even in optimized
-// code, while `var` is read straight (callgrind: −12% of the instructions of
-// a small decode, −6.5% of an encode).
+// code, while `var` is read straight (callgrind: -12% of the instructions of
+// a small decode, -6.5% of an encode).
 
 var W = null;          // current Writer
 var out = EMPTY;       // W.buf, cached
@@ -389,7 +389,7 @@ function describeKey(k) {
     case 'bigint': return `${k}n`;
     case 'boolean': case 'undefined': return String(k);
     case 'symbol': return 'Symbol()';
-    default: return k === null ? 'null' : '{…}';
+    default: return k === null ? 'null' : '{\u2026}';
   }
 }
 
@@ -437,7 +437,7 @@ function publicEncodeError(e) {
     const TAIL = 8;
     for (let j = 0; j < n; j++) {
       if (n > HEAD + TAIL + 1 && j === HEAD) {
-        path += `…(${n - HEAD - TAIL} levels)…`;
+        path += `\u2026(${n - HEAD - TAIL} levels)\u2026`;
         j = n - TAIL - 1;
         continue;
       }
@@ -1945,7 +1945,7 @@ function readSparseArray(depth) {
     const format = spos < send ? src[spos] : 0;
     const k = read(depth + 1);
     if (typeof k === 'number') {
-      // An index is written in an int format; a float (even 1.0, or -0) is not one (PROTOCOL §5.2.5).
+      // An index is written in an int format; a float (even 1.0, or -0) is not one (PROTOCOL section 5.2.5).
       if (format === 0xca || format === 0xcb) throw bad('ARRAY index is a float, not an integer format');
       if (!Number.isInteger(k) || k < 0 || k >= length) throw bad(`ARRAY index ${k} out of range`);
       arr[k] = read(depth + 1);

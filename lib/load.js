@@ -1,7 +1,7 @@
 'use strict';
 
 // Loads native-ipc's own modules (lib/*.js) with V8's code cache, so that a child does not compile ~135 KB of
-// JS every time it starts: that compiling was ~5 ms of a fork → first message here, and Node 20 has no compile
+// JS every time it starts: that compiling was ~5 ms of a fork -> first message here, and Node 20 has no compile
 // cache for a package's modules (module.enableCompileCache() came in Node 22.1, and it is process-wide).
 //
 // `npm run build` writes the cache (scripts/code-cache.js) for the Node it runs on: one file per V8 version and
@@ -15,7 +15,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
-const Module = require('node:module');
+// Node's Module class. Taken from this module's own object when Node's loader made it: require('node:module')
+// would also load Node's source-map support, a third of a millisecond of every child's start.
+const Module = typeof module.constructor?.createRequire === 'function' ? module.constructor : require('node:module');
 
 const CACHE_DIR = path.join(__dirname, '..', 'code-cache');
 /** The cache file for this V8 and architecture. */
@@ -32,17 +34,18 @@ const SIBLING = /^\.\/[\w-]+\.js$/;
  * Whether this module runs in Node's main context. A test runner such as Jest loads modules into a vm context
  * of its own; there, runInThisContext would run native-ipc in the main context instead, so that the objects,
  * errors and promises it creates would come from another realm than the caller's. native-ipc's modules are
- * then left to that runner's require().
+ * then left to that runner's require(). The test: a function of Node's own (built-in modules always come from
+ * the main context) has this context's Function.prototype only in the main context.
  */
-var mainContext;
-/** name → {source, data} from the cache file; null when there is none or it is unusable. */
+const mainContext = Object.getPrototypeOf(fs.readFileSync) === Function.prototype;
+/** name -> {source, data} from the cache file; null when there is none or it is unusable. */
 var entries;
 /**
- * name → how the module was compiled: 'cached', 'rejected' (V8 refused the cached code), 'compiled', or
+ * name -> how the module was compiled: 'cached', 'rejected' (V8 refused the cached code), 'compiled', or
  * 'required' (outside the main context: by the require() that loaded this module).
  */
 const outcomes = {};
-/** name → vm.Script, for the cache writer. */
+/** name -> vm.Script, for the cache writer. */
 const scripts = new Map();
 
 /**
@@ -106,9 +109,6 @@ const requireFor = (filename) => {
 
 /** Loads lib/<name> (once, like require) and returns its exports. */
 const load = (name) => {
-  if (mainContext === undefined) {
-    mainContext = vm.runInThisContext('globalThis') === globalThis;
-  }
   if (!mainContext) {
     outcomes[name] ??= 'required';
     return require(`./${name}`);

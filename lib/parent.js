@@ -408,7 +408,7 @@ const decorate = (child, channel, settings, command, userOptions) => {
 
 const pad = (n, width = 2) => String(n).padStart(width, '0');
 
-/** `verbose: 'full'`: each message from the child, line by line, on stderr (execa R51–R52). */
+/** `verbose: 'full'`: each message from the child, line by line, on stderr (execa R51-R52). */
 const printVerbose = (id, message) => {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;

@@ -1,6 +1,6 @@
 'use strict';
 
-// The value `await subprocess` gives, or the error it rejects with (execa R42–R47, R55).
+// The value `await subprocess` gives, or the error it rejects with (execa R42-R47, R55).
 
 const util = require('node:util');
 

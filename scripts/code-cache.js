@@ -69,6 +69,16 @@ const parent = async (directory) => {
       .filter((name) => name.endsWith('.js'))
       .map((name) => [name, fs.readFileSync(path.join(libDir, name))]),
   );
+  for (const [name, source] of sources) {
+    const at = source.findIndex((byte) => byte > 0x7f);
+    if (at !== -1) {
+      const line = source.subarray(0, at).toString('latin1').split('\n').length;
+      console.warn(
+        `code cache: lib/${name} is not ASCII (line ${line}). Every start then decodes it from UTF-8 into a two-byte string, ` +
+          'which for codec.js cost 1.3M instructions; write such characters as \\u escapes.',
+      );
+    }
+  }
   const {fork} = require('../index.js');
   const {readCache, buildCache, cacheFile} = require('../lib/load.js');
   const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
