@@ -1,18 +1,5 @@
 'use strict';
 
-// native-ipc's public API. Parent side: fork() and spawn(). Child side: sendMessage(), getOneMessage(),
-// getEachMessage(), for a process started by native-ipc.
-
-// Through lib/load.js: native-ipc's modules come from V8's code cache when `npm run build` made one.
-const {load} = require('./lib/load.js');
-
-const {sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel} = load('child.js');
-
-// The parent side is loaded on the first fork()/spawn(): a child that imports this package to talk to its
-// parent does not pay for it at start-up (~8-10 ms, with node:child_process).
-let parent;
-const loadParent = () => (parent ??= load('parent.js'));
-const fork = (...args) => loadParent().fork(...args);
-const spawn = (...args) => loadParent().spawn(...args);
-
-module.exports = {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel};
+// native-ipc's public API (lib/api.js), for require(). Through lib/load.js: native-ipc's modules come from V8's
+// code cache when `npm run build` made one.
+module.exports = require('./lib/load.js').load('api.js');

@@ -136,3 +136,32 @@ test('loaded into a vm context of its own (as Jest does), native-ipc runs in tha
   assert.equal(report.outcomes['child.js'], 'required');
   assert.equal(report.outcomes['parent.js'], 'required');
 });
+
+test('an ESM child gets the API its preload loaded, the very object require() gives; another copy of the package gets its own', async () => {
+  const other = await copyPackage();
+  writeFileSync(
+    path.join(pristine, 'esm-child.mjs'),
+    `import {createRequire} from 'node:module';
+import nativeIpc, {sendMessage} from './index.mjs';
+const require = createRequire(import.meta.url);
+const indexJsLoaded = require.resolve('./index.js') in require.cache;
+const copy = (await import(process.argv[2])).default;
+await sendMessage({
+  indexJsLoaded,
+  sameAsRequire: nativeIpc === require('./index.js') && sendMessage === nativeIpc.sendMessage,
+  copyIsOwn: copy !== nativeIpc && copy.sendMessage !== nativeIpc.sendMessage,
+});
+`,
+  );
+  writeFileSync(
+    path.join(pristine, 'esm-parent.mjs'),
+    `import {fork} from './index.mjs';
+const subprocess = fork(new URL('esm-child.mjs', import.meta.url), [process.argv[2]]);
+const report = await subprocess.getOneMessage();
+await subprocess;
+console.log(JSON.stringify(report));
+`,
+  );
+  const report = JSON.parse(await run([path.join(pristine, 'esm-parent.mjs'), new URL(`file://${other}/index.mjs`).href]));
+  assert.deepEqual(report, {indexJsLoaded: false, sameAsRequire: true, copyIsOwn: true});
+});

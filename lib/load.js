@@ -11,8 +11,11 @@
 // same flags); otherwise it is compiled as Node would. A cache file that is missing, cut short or unreadable
 // is ignored. Every module is registered in require.cache, so a plain require() of one gets this instance.
 // (Scripts compiled here have no dynamic import(); a module that needs one must be loaded by require().)
+//
+// The addon reads the files (src/code_cache.rs): Node's fs would run JavaScript that Node compiles on first
+// use, in every child. So the addon is loaded first, straight from its file when it lies next to the package
+// (as lib/native.js tries first), otherwise through lib/native.js.
 
-const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 // Node's Module class. Taken from this module's own object when Node's loader made it: require('node:module')
@@ -37,50 +40,51 @@ const SIBLING = /^\.\/[\w-]+\.js$/;
  * then left to that runner's require(). The test: a function of Node's own (built-in modules always come from
  * the main context) has this context's Function.prototype only in the main context.
  */
-const mainContext = Object.getPrototypeOf(fs.readFileSync) === Function.prototype;
-/** name -> {source, data} from the cache file; null when there is none or it is unusable. */
-var entries;
+const mainContext = Object.getPrototypeOf(path.join) === Function.prototype;
 /**
  * name -> how the module was compiled: 'cached', 'rejected' (V8 refused the cached code), 'compiled', or
- * 'required' (outside the main context: by the require() that loaded this module).
+ * 'required' (by Node's require(): outside the main context, and lib/native.js when the addon is not next to
+ * the package).
  */
 const outcomes = {};
 /** name -> vm.Script, for the cache writer. */
 const scripts = new Map();
 
+/** undefined: not tried yet; null: not there. */
+var direct;
 /**
- * Reads a cache file: a 4-byte little-endian header length, a JSON header `{files: [{name, source, data}]}`
- * (byte lengths), then each file's source and cached data, in that order.
+ * The addon, when its file lies next to the package (a source checkout, or a copy put there), loaded as
+ * require() would but without resolving the path; undefined otherwise. lib/native.js takes it from here.
  */
-const readCache = (file) => {
-  try {
-    const bytes = fs.readFileSync(file);
-    const headerLength = bytes.readUInt32LE(0);
-    const {files} = JSON.parse(bytes.toString('utf8', 4, 4 + headerLength));
-    const map = new Map();
-    let pos = 4 + headerLength;
-    for (const {name, source, data} of files) {
-      const end = pos + source + data;
-      if (typeof name !== 'string' || !(source >= 0) || !(data > 0) || end > bytes.length) {
-        return null;
-      }
-      map.set(name, {source: bytes.subarray(pos, pos + source), data: bytes.subarray(pos + source, end)});
-      pos = end;
+const directAddon = () => {
+  if (direct === undefined) {
+    direct = null;
+    if (mainContext && process.platform === 'linux' && !process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+      const filename = path.join(__dirname, '..', `native-ipc.linux-${process.arch}-gnu.node`);
+      const module = new Module(filename);
+      module.filename = filename;
+      try {
+        process.dlopen(module, filename);
+        module.loaded = true;
+        require.cache[filename] = module;
+        direct = module.exports;
+      } catch {}
     }
-    return pos === bytes.length ? map : null;
-  } catch {
-    return null;
   }
+  return direct ?? undefined;
 };
 
-/** Lays out a cache file (see readCache) from `[{name, source, data}]`. */
-const buildCache = (files) => {
-  const header = Buffer.from(
-    JSON.stringify({files: files.map(({name, source, data}) => ({name, source: source.length, data: data.length}))}),
-  );
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(header.length, 0);
-  return Buffer.concat([length, header, ...files.flatMap(({source, data}) => [source, data])]);
+var addon;
+/** The addon, from wherever lib/native.js would find it. */
+const binding = () => {
+  if (addon === undefined) {
+    addon = directAddon();
+    if (addon === undefined) {
+      outcomes['native.js'] = 'required';
+      addon = require('./native.js');
+    }
+  }
+  return addon;
 };
 
 /**
@@ -118,14 +122,9 @@ const load = (name) => {
   if (loaded !== undefined) {
     return loaded.exports;
   }
-  if (entries === undefined) {
-    entries = readCache(cacheFile());
-  }
-  const source = fs.readFileSync(filename);
-  const entry = entries?.get(name);
-  const cachedData = entry !== undefined && entry.source.equals(source) ? entry.data : undefined;
-  const script = new vm.Script(WRAP_START + source.toString('utf8') + WRAP_END, {filename, cachedData});
-  outcomes[name] = cachedData === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
+  const {source, code} = binding().loadModuleCode(cacheFile(), filename, name);
+  const script = new vm.Script(WRAP_START + source + WRAP_END, {filename, cachedData: code});
+  outcomes[name] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   scripts.set(name, script);
   const module = new Module(filename);
   module.filename = filename;
@@ -140,4 +139,4 @@ const load = (name) => {
   return module.exports;
 };
 
-module.exports = {load, outcomes, scripts, cacheFile, readCache, buildCache};
+module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};

@@ -86,6 +86,11 @@ const loadDirect = () => {
     return undefined;
   }
   const platform = `linux-${process.arch}-gnu`;
+  // lib/load.js loads the file next to the package without resolving its path (not in a vm context).
+  const nextToPackage = require('./load.js').directAddon();
+  if (nextToPackage !== undefined) {
+    return nextToPackage;
+  }
   try {
     return require(`../native-ipc.${platform}.node`);
   } catch {}

@@ -80,7 +80,7 @@ const parent = async (directory) => {
     }
   }
   const {fork} = require('../index.js');
-  const {readCache, buildCache, cacheFile} = require('../lib/load.js');
+  const {binding, cacheFile} = require('../lib/load.js');
   const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
   for (const message of samples()) {
     await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
@@ -100,19 +100,17 @@ const parent = async (directory) => {
     const b = childCode[name];
     const data = a === undefined || (b !== undefined && b.length > a.length) ? b : a;
     if (sources.has(name)) {
-      files.push({name, source: sources.get(name), data: Buffer.from(data)});
+      files.push({name, source: sources.get(name), code: Buffer.from(data)});
     }
   }
   files.sort((x, y) => (x.name < y.name ? -1 : 1));
   fs.mkdirSync(directory, {recursive: true});
   const file = cacheFile(directory);
-  const temporary = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temporary, buildCache(files));
-  fs.renameSync(temporary, file);
-  if (readCache(file)?.size !== files.length) {
+  binding().writeCodeCache(file, files);
+  if (binding().readCodeCache(file)?.length !== files.length) {
     throw new Error(`${file} does not read back`);
   }
-  const bytes = files.reduce((sum, {data}) => sum + data.length, 0);
+  const bytes = files.reduce((sum, {code}) => sum + code.length, 0);
   console.log(`code cache: ${files.length} modules, ${Math.round(bytes / 1024)} KiB of V8 code → ${path.relative(process.cwd(), file)}`);
 };
 

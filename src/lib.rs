@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod channel;
+mod code_cache;
 mod error;
 pub mod framing;
 mod memory;

@@ -1,0 +1,226 @@
+//! The file of V8 code that lib/load.js serves native-ipc's own modules from (scripts/code-cache.js writes it
+//! at build time). It is read here rather than with Node's `fs`: a child that starts then runs none of `fs`'s
+//! JavaScript, which Node compiles on first use (~2M instructions of every child's start-up).
+//!
+//! Layout, all integers u32 little-endian: the 8 bytes `NIPCCODE`; the number of modules; per module the
+//! byte lengths of its name, its source and its code, then the name; then per module, in the same order,
+//! its source and its code. A file that does not follow it exactly is not used.
+
+use std::fs;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+const MAGIC: &[u8; 8] = b"NIPCCODE";
+
+/// One module's place in a cache file.
+#[derive(Debug, PartialEq)]
+struct Entry {
+  name: String,
+  source: Range<usize>,
+  code: Range<usize>,
+}
+
+/// Reads a cache file front to back.
+struct Cursor<'a> {
+  bytes: &'a [u8],
+  at: usize,
+}
+
+impl<'a> Cursor<'a> {
+  fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+    self.at += n;
+    Some(slice)
+  }
+
+  fn length(&mut self) -> Option<usize> {
+    Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+  }
+}
+
+/// Where each module lies in `bytes`, or None when they are not a whole cache file.
+fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
+  let mut cursor = Cursor { bytes, at: 0 };
+  if cursor.take(MAGIC.len())? != MAGIC {
+    return None;
+  }
+  let count = cursor.length()?;
+  let mut headers = Vec::new();
+  for _ in 0..count {
+    let (name, source, code) = (cursor.length()?, cursor.length()?, cursor.length()?);
+    let name = std::str::from_utf8(cursor.take(name)?).ok()?.to_owned();
+    headers.push((name, source, code));
+  }
+  let mut entries = Vec::with_capacity(headers.len());
+  for (name, source, code) in headers {
+    let source_start = cursor.at;
+    cursor.take(source)?;
+    let code_start = cursor.at;
+    cursor.take(code)?;
+    entries.push(Entry {
+      name,
+      source: source_start..code_start,
+      code: code_start..cursor.at,
+    });
+  }
+  (cursor.at == bytes.len()).then_some(entries)
+}
+
+/// A cache file of `(name, source, code)` modules.
+fn build<'a>(modules: impl Iterator<Item = (&'a str, &'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
+  let mut out = MAGIC.to_vec();
+  let push = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
+  push(&mut out, modules.clone().count());
+  for (name, source, code) in modules.clone() {
+    push(&mut out, name.len());
+    push(&mut out, source.len());
+    push(&mut out, code.len());
+    out.extend_from_slice(name.as_bytes());
+  }
+  for (_, source, code) in modules {
+    out.extend_from_slice(source);
+    out.extend_from_slice(code);
+  }
+  out
+}
+
+/// The cache file this process read, by path: its bytes and their modules (None when unusable).
+type Loaded = (String, Option<(Vec<u8>, Vec<Entry>)>);
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
+/// A module's source, and the cached code for exactly that source if the cache file has it.
+#[napi(object)]
+pub struct ModuleCode {
+  pub source: String,
+  pub code: Option<Buffer>,
+}
+
+/// Reads `sourceFile` (the module `name`) and looks it up in `cacheFile`, which is read once per process.
+/// The code comes only when the cached source is byte for byte this one: V8 would accept code made for any
+/// source of the same length.
+#[napi(js_name = "loadModuleCode")]
+pub fn load_module_code(
+  cache_file: String,
+  source_file: String,
+  name: String,
+) -> napi::Result<ModuleCode> {
+  let bytes = fs::read(&source_file).map_err(|error| {
+    napi::Error::from_reason(format!(
+      "native-ipc cannot read its module {source_file}: {error}"
+    ))
+  })?;
+  let mut loaded = LOADED
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner());
+  if loaded.as_ref().is_none_or(|(path, _)| *path != cache_file) {
+    let file = fs::read(&cache_file)
+      .ok()
+      .and_then(|file| Some((parse(&file)?, file)));
+    *loaded = Some((cache_file, file.map(|(entries, file)| (file, entries))));
+  }
+  let code = loaded.as_ref().and_then(|(_, file)| {
+    let (file, entries) = file.as_ref()?;
+    let entry = entries.iter().find(|entry| entry.name == name)?;
+    (file[entry.source.clone()] == bytes[..])
+      .then(|| Buffer::from(file[entry.code.clone()].to_vec()))
+  });
+  let source = match String::from_utf8(bytes) {
+    Ok(source) => source,
+    Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+  };
+  Ok(ModuleCode { source, code })
+}
+
+/// One module of a cache file.
+#[napi(object)]
+pub struct CachedModule {
+  pub name: String,
+  pub source: Buffer,
+  pub code: Buffer,
+}
+
+/// Every module of a cache file, or null when the file is missing or not a cache file.
+#[napi(js_name = "readCodeCache")]
+pub fn read_code_cache(file: String) -> Option<Vec<CachedModule>> {
+  let bytes = fs::read(file).ok()?;
+  let entries = parse(&bytes)?;
+  Some(
+    entries
+      .into_iter()
+      .map(|entry| CachedModule {
+        source: Buffer::from(bytes[entry.source].to_vec()),
+        code: Buffer::from(bytes[entry.code].to_vec()),
+        name: entry.name,
+      })
+      .collect(),
+  )
+}
+
+/// Writes a cache file of these modules: into a temporary file beside it first, so that a reader never sees
+/// half of one.
+#[napi(js_name = "writeCodeCache")]
+pub fn write_code_cache(file: String, modules: Vec<CachedModule>) -> napi::Result<()> {
+  let bytes = build(
+    modules
+      .iter()
+      .map(|m| (m.name.as_str(), &m.source[..], &m.code[..])),
+  );
+  let temporary = format!("{file}.{}.tmp", std::process::id());
+  fs::write(&temporary, bytes)
+    .and_then(|()| fs::rename(&temporary, &file))
+    .map_err(|error| {
+      let _ = fs::remove_file(&temporary);
+      napi::Error::from_reason(format!("cannot write the code cache {file}: {error}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn sample() -> Vec<u8> {
+    let modules = [
+      ("a.js", &b"let a;"[..], &b"CODE-A"[..]),
+      ("bb.js", b"", b"C"),
+    ];
+    build(modules.iter().copied())
+  }
+
+  #[test]
+  fn a_built_file_parses_back() {
+    let bytes = sample();
+    let entries = parse(&bytes).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+      (entries[0].name.as_str(), &bytes[entries[0].source.clone()]),
+      ("a.js", &b"let a;"[..])
+    );
+    assert_eq!(&bytes[entries[0].code.clone()], b"CODE-A");
+    assert_eq!(
+      (entries[1].name.as_str(), &bytes[entries[1].source.clone()]),
+      ("bb.js", &b""[..])
+    );
+    assert_eq!(&bytes[entries[1].code.clone()], b"C");
+  }
+
+  #[test]
+  fn anything_but_a_whole_file_is_refused() {
+    let bytes = sample();
+    for cut in 0..bytes.len() {
+      assert_eq!(parse(&bytes[..cut]), None, "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(parse(&longer), None);
+    let mut wrong = bytes.clone();
+    wrong[0] = b'X';
+    assert_eq!(parse(&wrong), None);
+    let mut huge = bytes;
+    huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(parse(&huge), None);
+    assert_eq!(parse(b"not a cache"), None);
+  }
+}
