@@ -9,6 +9,7 @@ import net from 'node:net';
 import {once} from 'node:events';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
+import {fileURLToPath} from 'node:url';
 import {fork, spawn, fixture, settle} from './helpers.mjs';
 import {fixturePath, gc, openFds, settleMemory, socketsOf} from './fixtures/r-helpers.mjs';
 
@@ -18,6 +19,18 @@ const isCloexec = (fd, pid = 'self') =>
 
 /** Sockets this process opened while `start` ran (the channel end a fork() keeps). */
 const newSockets = (before) => [...socketsOf()].filter(([fd, target]) => before.get(fd) !== target);
+
+test("a child's own fork() passes its Node flags on, but native-ipc's preload only with a channel, and once", async () => {
+  const subprocess = fork(fixture('r-fork-argv.mjs'), {execArgv: ['--no-warnings']});
+  const report = await subprocess.getOneMessage();
+  await subprocess;
+  const preload = ['--require', fileURLToPath(new URL('../lib/load.js', import.meta.url))];
+  assert.deepEqual(report, {
+    own: ['--no-warnings', ...preload],
+    withIpc: ['--no-warnings', ...preload],
+    withoutIpc: ['--no-warnings'],
+  });
+});
 
 test('F35, F36, F38: a grandchild (/bin/sh or Node fork) sees neither the channel descriptor nor its variable; every socket of the child is close-on-exec, a received handle too', async () => {
   const server = net.createServer();

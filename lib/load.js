@@ -140,3 +140,19 @@ const load = (name) => {
 };
 
 module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};
+
+// This file is also the preload of every child that native-ipc's fork() starts (`--require`, before the user's
+// script): the channel end is adopted at once, so the descriptor and the environment variable never leak into
+// a grandchild, even when the script spawns one before it first uses the channel. (A separate preload file
+// cost the child ~1M instructions more: one more module for Node to resolve and compile.) A process that has
+// the variable without the preload (spawn() of a Node script) adopts when it first loads native-ipc.
+if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
+  load('child.js').adopt();
+  // The public API, for index.mjs (see there): keyed by that file's path, so that another copy of native-ipc
+  // in this process loads its own. Not enumerable; it holds only what require('native-ipc') returns anyway.
+  const KEY = Symbol.for('native-ipc.preloaded');
+  if (!Object.hasOwn(globalThis, KEY)) {
+    Object.defineProperty(globalThis, KEY, {value: new Map()});
+  }
+  globalThis[KEY].set(path.join(__dirname, '..', 'index.mjs'), load('api.js'));
+}

@@ -20,7 +20,9 @@ const validate = require('./validate.js');
 const {nodeSend} = require('./node-style.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 
-const PRELOAD = path.join(__dirname, 'preload.js');
+// Every child that fork() starts loads lib/load.js with `--require`: it adopts the channel before the user's
+// script runs (see the end of load.js).
+const PRELOAD = path.join(__dirname, 'load.js');
 const OWN_OPTIONS = [
   'ipc',
   'serialization',
@@ -169,7 +171,7 @@ const inheritedExecArgv = () => {
   const flags = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
-    if (EVAL_FLAGS.has(argv[i])) {
+    if (EVAL_FLAGS.has(argv[i]) || (argv[i] === '--require' && argv[i + 1] === PRELOAD)) {
       i++;
     } else if (!/^--(eval|print)=/.test(argv[i])) {
       flags.push(argv[i]);
