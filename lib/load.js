@@ -50,6 +50,8 @@ const outcomes = {};
 /** name -> vm.Script, for the cache writer. */
 const scripts = new Map();
 
+/** cacheFile() for this package. */
+var ownCacheFile;
 /** undefined: not tried yet; null: not there. */
 var direct;
 /**
@@ -117,12 +119,14 @@ const load = (name) => {
     outcomes[name] ??= 'required';
     return require(`./${name}`);
   }
-  const filename = path.join(__dirname, name);
+  // Plain concatenation: `name` is a file name of this directory, and every path function a child calls at
+  // start-up is one more for V8 to compile.
+  const filename = __dirname + path.sep + name;
   const loaded = require.cache[filename];
   if (loaded !== undefined) {
     return loaded.exports;
   }
-  const {source, code} = binding().loadModuleCode(cacheFile(), filename, name);
+  const {source, code} = binding().loadModuleCode((ownCacheFile ??= cacheFile()), filename, name);
   const script = new vm.Script(WRAP_START + source + WRAP_END, {filename, cachedData: code});
   outcomes[name] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   scripts.set(name, script);
