@@ -310,7 +310,7 @@ class Channel {
           w.buf = Buffer.allocUnsafeSlow(FLUSH_BYTES);
         }
       } else {
-        written = this.native.write(w.buf.subarray(0, w.pos));
+        written = this.native.write(w.buf, w.pos);
       }
     } catch (error) {
       w.reset();
@@ -756,7 +756,7 @@ class Channel {
   startReceiving() {
     if (this.buffering) {
       this.buffering = false;
-      queueMicrotask(() => this.drain());
+      settled.then(this.drainBound);
     }
   }
 
@@ -786,7 +786,7 @@ class Channel {
     }
     this.startReceiving();
     if (this.queueHead < this.queue.length || this.ended) {
-      queueMicrotask(() => this.drain());
+      settled.then(this.drainBound);
     }
   }
 

@@ -294,11 +294,21 @@ impl NativeChannel {
 
 #[napi]
 impl NativeChannel {
-  /// Queues `frames` (whole frames from the coalescing buffer) and writes what the kernel takes now. Returns
-  /// the bytes written so far, for JS to settle the sends they cover.
+  /// Queues the first `length` bytes of `buffer` (whole frames from the coalescing buffer) and writes what the
+  /// kernel takes now. Returns the bytes written so far, for JS to settle the sends they cover. (A length
+  /// rather than a subarray: Buffer.prototype.subarray is JavaScript, one more object per flush and one more
+  /// function for a child to compile at its first send.)
   #[napi(catch_unwind)]
-  pub fn write(&self, frames: BufferSlice) -> Result<f64, String> {
-    self.write_slices(&[&frames])
+  pub fn write(&self, env: Env, buffer: Unknown<'_>, length: u32) -> Result<f64, String> {
+    let (data, size) = buffer_memory(env.raw(), &buffer)
+      .ok_or(ChannelError::BadArgument("write() takes a Buffer"))?;
+    let length = length as usize;
+    if length > size {
+      return Err(ChannelError::BadArgument("write(): length past the end of the Buffer").into());
+    }
+    // SAFETY: `data..data + size` is the Buffer's memory, alive during this call.
+    let frames = unsafe { std::slice::from_raw_parts(data as *const u8, length) };
+    self.write_slices(&[frames])
   }
 
   /// Like `write`, for frames whose large binary payloads were kept out of the coalescing buffer: `parts`
