@@ -416,6 +416,31 @@ test('advanced: long ASCII and UTF-16 strings, at even and odd offsets, stay int
   await subprocess;
 });
 
+test('advanced: long strings a child sends on while the parent is not reading arrive intact and in order', async () => {
+  // relay.mjs sends each string on from the frame it arrived in (lib/codec.js relayed()); with the parent not
+  // reading, the kernel takes little of each at once, and the rest waits in the child: lent from that frame
+  // when the string ends the batch and nothing else waits, copied behind it otherwise.
+  const MiB = 1024 * 1024;
+  const big = (c) => c.repeat(6 * MiB - 1) + '!';
+  const cases = [big('a'), 'small', {last: big('b')}, {first: big('c'), n: 2}, [big('d'), big('d')], big('e')];
+  const subprocess = fork(fixture('relay.mjs'));
+  const replies = [];
+  const iterator = subprocess.getEachMessage()[Symbol.asyncIterator]();
+  // Once the child listens, each message is sent on in the turn it arrives in.
+  await subprocess.sendMessage('ready');
+  assert.equal((await iterator.next()).value, 'ready');
+  await Promise.all(cases.map((value) => subprocess.sendMessage(value)));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (let i = 0; i < cases.length; i++) {
+    replies.push((await iterator.next()).value);
+  }
+  for (const [i, value] of cases.entries()) {
+    assert.ok(isDeepStrictEqual(replies[i], value), `case ${i}`);
+  }
+  subprocess.disconnect();
+  await subprocess;
+});
+
 // The buffers a large message is received into, and the encoder's buffers for large values, are advised for
 // transparent huge pages before their first write (src/memory.rs): a fresh 16 MiB then faults in as 8 pages of
 // 2 MiB instead of 4096. Whether the kernel finds free huge pages at that moment depends on the machine, so

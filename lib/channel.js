@@ -299,7 +299,16 @@ class Channel {
     let written;
     try {
       if (w.extLength !== 0) {
-        written = this.native.writeParts(w.parts());
+        const lendable = w.lendableTail();
+        if (lendable === undefined) {
+          written = this.native.writeParts(w.parts());
+        } else {
+          // The batch ends with bytes of a received frame (a long string sent on): Rust writes what the kernel
+          // does not take now from that frame rather than from a copy.
+          const parts = w.parts();
+          parts.pop();
+          written = this.native.writePartsLending(parts, lendable.buffer, lendable.start, lendable.end);
+        }
       } else if (w.pos >= LEND_BYTES) {
         // A large batch (a long string, a big object): Rust writes the rest from this very buffer rather than
         // copying it, and this side takes a fresh one.

@@ -219,6 +219,9 @@ class Writer {
     this.extAt = [];
     this.extBytes = [];
     this.extLength = 0;   // total bytes of the external parts
+    // The last external part when it is bytes of a received frame (a long string sent on, see relayed()):
+    // {buffer, start, end}. Nothing changes those bytes, so the channel may lend them to Rust.
+    this.lendable = undefined;
     // Called with each new buffer of 4 MiB or more before anything is written to it (the channel asks the
     // kernel for huge pages there: see src/memory.rs).
     this.onLargeBuffer = undefined;
@@ -242,7 +245,16 @@ class Writer {
     while (this.extAt.length > 0 && this.extAt[this.extAt.length - 1] >= pos) {
       this.extAt.pop();
       this.extLength -= this.extBytes.pop().length;
+      this.lendable = undefined;
     }
+  }
+
+  /** The lendable part (see the constructor) when the stream ends with it, else undefined. */
+  lendableTail() {
+    const n = this.extAt.length;
+    return this.lendable !== undefined && this.extAt[n - 1] === this.pos && this.extBytes[n - 1] === this.lendable.bytes
+      ? this.lendable
+      : undefined;
   }
 
   /** The stream as buffers in order (`buf` slices around the external parts). */
@@ -266,6 +278,7 @@ class Writer {
       this.extAt = [];
       this.extBytes = [];
       this.extLength = 0;
+      this.lendable = undefined;
     }
   }
 
@@ -681,12 +694,69 @@ function encLongStringAsAscii(s, len) {
   opos = h + hs + len;
 }
 
+// Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
+// decodeLongString), at most RELAY_SLOTS: [string, frame, start, end] each. An echo or a relay that sends one
+// on writes its bytes from that frame (an external part the channel lends to Rust) instead of encoding the
+// string again, and the sending side keeps no copy of what the kernel did not take yet. Forgotten at
+// setImmediate, so that they never keep a frame alive for long.
+const RELAY_SLOTS = 4;
+const relaySlots = [];
+var relayCount = 0;
+var relayForgetting = false;
+
+function forgetRelayed() {
+  relayForgetting = false;
+  relaySlots.length = 0;
+  relayCount = 0;
+}
+
+function rememberRelayed(s, b, start, end) {
+  if (relayCount === RELAY_SLOTS) {
+    relaySlots.splice(0, 4);
+    relayCount--;
+  }
+  relaySlots.push(s, b, start, end);
+  relayCount++;
+  if (!relayForgetting) {
+    relayForgetting = true;
+    setImmediate(forgetRelayed);
+  }
+}
+
+// Writes `s` from the bytes it was received as, when it is one of the strings above (str16/str32 header, then
+// those bytes as a lendable external part). Equal strings have equal bytes, so a copy of one qualifies too.
+function relayed(s, len) {
+  for (let i = 0; i < relayCount; i++) {
+    const start = relaySlots[4 * i + 2];
+    const end = relaySlots[4 * i + 3];
+    if (end - start !== len || relaySlots[4 * i] !== s) continue;
+    const frame = relaySlots[4 * i + 1];
+    const hs = strHeaderSize(len);
+    if (opos + hs > out.length) grow(hs);
+    const b = out;
+    const h = opos;
+    if (hs === 3) {
+      b[h] = 0xda; b[h + 1] = len >>> 8; b[h + 2] = len & 0xff;
+    } else {
+      b[h] = 0xdb; b[h + 1] = len >>> 24; b[h + 2] = (len >>> 16) & 0xff;
+      b[h + 3] = (len >>> 8) & 0xff; b[h + 4] = len & 0xff;
+    }
+    opos = h + hs;
+    const bytes = Buffer.from(frame.buffer, frame.byteOffset + start, len);
+    addExternal(bytes);
+    W.lendable = {bytes, buffer: frame, start, end};
+    return true;
+  }
+  return false;
+}
+
 function strHeaderSize(n) {
   return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
 function encLongString(s) {
   const len = s.length;
+  if (relayCount !== 0 && len >= ZERO_COPY_MIN && W.externalMin !== Infinity && relayed(s, len)) return;
   // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
   // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
   // surrogates. ASCII stays UTF-8 (one byte per character, decoded as a plain copy).
@@ -1431,7 +1501,11 @@ function useExternalStrings(fn) {
 
 function decodeLongString(b, p, n) {
   if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
-    if (n >= ZERO_COPY_MIN && externalString !== undefined) return externalString(b, p, p + n, true);
+    if (n >= ZERO_COPY_MIN && externalString !== undefined) {
+      const s = externalString(b, p, p + n, true);
+      rememberRelayed(s, b, p, p + n);
+      return s;
+    }
     return b.latin1Slice(p, p + n);    // plain copy, no UTF-8 decoding
   }
   const s = b.utf8Slice(p, p + n);

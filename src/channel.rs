@@ -93,12 +93,36 @@ struct Delivery {
   end: Option<End>,
 }
 
-/// A JS Buffer kept alive by a reference while its bytes `[pos, len)` wait for the kernel.
+/// A JS Buffer kept alive by a reference while its bytes `[pos, len)` wait for the kernel, after `head`
+/// (copied bytes that go before them).
 struct Lent {
   reference: sys::napi_ref,
   ptr: *const u8,
   len: usize,
   pos: usize,
+  head: Vec<u8>,
+}
+
+impl Lent {
+  /// Writes what the kernel takes now of `head`, then of the lent bytes; returns how many it took.
+  fn write_to(&mut self, fd: RawFd) -> std::result::Result<usize, ChannelError> {
+    // SAFETY: `ptr..ptr + len` is the memory of the Buffer `reference` keeps alive.
+    let rest = unsafe { std::slice::from_raw_parts(self.ptr.add(self.pos), self.len - self.pos) };
+    let n = if self.head.is_empty() {
+      transport::write(fd, &[rest], None)
+    } else {
+      transport::write(fd, &[&self.head, rest], None)
+    }
+    .map_err(ChannelError::Write)?;
+    let from_head = n.min(self.head.len());
+    self.head.drain(..from_head);
+    self.pos += n - from_head;
+    Ok(n)
+  }
+
+  fn done(&self) -> bool {
+    self.head.is_empty() && self.pos == self.len
+  }
 }
 
 /// Whole frames for JS: a batch that fits is copied into the landing buffer JS gave at open (no allocation,
@@ -321,6 +345,77 @@ impl NativeChannel {
     self.write_slices(&slices)
   }
 
+  /// Like `writeParts`, followed by bytes `start..end` of `buffer`: a frame this side received, which nothing
+  /// changes any more (a long string decoded from it is being sent on). What the kernel does not take of those
+  /// bytes now is written later from that Buffer, kept alive by a reference, instead of being copied into the
+  /// queue; the untaken rest of `parts`, small, is copied ahead of them.
+  #[napi(catch_unwind)]
+  pub fn write_parts_lending(
+    &self,
+    env: Env,
+    parts: Vec<BufferSlice>,
+    buffer: Unknown<'_>,
+    start: u32,
+    end: u32,
+  ) -> Result<f64, String> {
+    let raw_env = env.raw();
+    let (data, size) = buffer_memory(raw_env, &buffer).ok_or(ChannelError::BadArgument(
+      "writePartsLending() takes a Buffer",
+    ))?;
+    let (start, end) = (start as usize, end as usize);
+    if start > end || end > size {
+      return Err(
+        ChannelError::BadArgument("writePartsLending(): range outside the Buffer").into(),
+      );
+    }
+    // SAFETY: `data..data + size` is the Buffer's memory, alive during this call; `start..end` lies in it.
+    let tail = unsafe { std::slice::from_raw_parts((data as *const u8).add(start), end - start) };
+    let mut slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+    slices.push(tail);
+    {
+      let mut s = self.state.borrow_mut();
+      if s.done || s.closing {
+        return Err(ChannelError::Closed.into());
+      }
+      if s.has_output() {
+        s.flush()?;
+      }
+      if !s.has_output() && s.lent.is_none() {
+        let n = transport::write(s.fd, &slices, None).map_err(ChannelError::Write)?;
+        s.written += n as u64;
+        s.outq.clear();
+        s.out_start = 0;
+        let head_len: usize = slices[..slices.len() - 1].iter().map(|p| p.len()).sum();
+        if n < head_len + tail.len() {
+          let mut head = Vec::new();
+          let mut skip = n;
+          for part in &slices[..slices.len() - 1] {
+            if skip >= part.len() {
+              skip -= part.len();
+              continue;
+            }
+            head.extend_from_slice(&part[skip..]);
+            skip = 0;
+          }
+          let mut reference = ptr::null_mut();
+          // SAFETY: the reference keeps the Buffer (and so `tail`) alive until released.
+          check(unsafe { sys::napi_create_reference(raw_env, buffer.raw(), 1, &mut reference) })?;
+          s.lent = Some(Lent {
+            reference,
+            ptr: tail.as_ptr(),
+            len: tail.len(),
+            pos: n.saturating_sub(head_len),
+            head,
+          });
+        }
+        s.update_poll();
+        return Ok(s.written_by_js());
+      }
+    }
+    // Behind other queued bytes: copy, as `writeParts` does.
+    self.write_slices(&slices)
+  }
+
   /// Like `write` for `buffer[0..length]`, from a large coalescing buffer JS gives up (it never touches
   /// that Buffer again): what the kernel does not take now is written later from the Buffer itself, kept
   /// alive by a reference, instead of being copied into the queue. `lending` tells whether it was kept.
@@ -363,6 +458,7 @@ impl NativeChannel {
           ptr: data as *const u8,
           len: length,
           pos: n,
+          head: Vec::new(),
         });
       }
       s.update_poll();
@@ -459,7 +555,12 @@ impl State {
 
   /// Bytes given to write that the kernel has not taken yet.
   fn queued_len(&self) -> usize {
-    self.lent.as_ref().map_or(0, |l| l.len - l.pos) + self.outq.len() - self.out_start
+    self
+      .lent
+      .as_ref()
+      .map_or(0, |l| l.head.len() + l.len - l.pos)
+      + self.outq.len()
+      - self.out_start
   }
 
   fn has_output(&self) -> bool {
@@ -480,13 +581,10 @@ impl State {
     let mut progressed = false;
     if let Some(lent) = &mut self.lent {
       // Descriptors are always queued after the lent bytes (in `outq`), so none is due inside them.
-      // SAFETY: `ptr..ptr + len` is the memory of the Buffer `reference` keeps alive.
-      let rest = unsafe { std::slice::from_raw_parts(lent.ptr.add(lent.pos), lent.len - lent.pos) };
-      let n = transport::write(self.fd, &[rest], None).map_err(ChannelError::Write)?;
-      lent.pos += n;
+      let n = lent.write_to(self.fd)?;
       self.written += n as u64;
       progressed = n > 0;
-      if lent.pos < lent.len {
+      if !lent.done() {
         return Ok(progressed);
       }
       self.release_lent();
@@ -1045,6 +1143,55 @@ mod tests {
 
   fn send_all(fd: RawFd, bytes: &[u8]) {
     assert_eq!(transport::write(fd, &[bytes], None).unwrap(), bytes.len());
+  }
+
+  #[test]
+  fn lent_bytes_go_out_after_their_copied_head_whatever_the_kernel_takes_each_time() {
+    let (a, b) = transport::socketpair().unwrap();
+    transport::adopt(a).unwrap();
+    transport::adopt(b).unwrap();
+    // Fill the socket, so that the first writes take nothing or a few bytes.
+    let filler = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    loop {
+      let n = transport::write(a, &[&filler], None).unwrap();
+      if n == 0 {
+        break;
+      }
+      filled += n;
+    }
+    let lent_bytes: Vec<u8> = (0..512 * 1024).map(|i| (i % 241) as u8).collect();
+    let mut lent = Lent {
+      reference: ptr::null_mut(),
+      ptr: lent_bytes.as_ptr(),
+      len: lent_bytes.len(),
+      pos: 0,
+      head: b"HEADER".to_vec(),
+    };
+    assert_eq!(lent.write_to(a).unwrap(), 0);
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 7 * 1024];
+    while !lent.done() {
+      // SAFETY: reading into a live buffer from a descriptor this test owns.
+      let n = unsafe { libc::read(b, chunk.as_mut_ptr().cast(), chunk.len()) };
+      if n > 0 {
+        received.extend_from_slice(&chunk[..n as usize]);
+      }
+      lent.write_to(a).unwrap();
+    }
+    loop {
+      // SAFETY: as above.
+      let n = unsafe { libc::read(b, chunk.as_mut_ptr().cast(), chunk.len()) };
+      if n <= 0 {
+        break;
+      }
+      received.extend_from_slice(&chunk[..n as usize]);
+    }
+    assert_eq!(received.len(), filled + 6 + lent_bytes.len());
+    assert_eq!(&received[filled..filled + 6], b"HEADER");
+    assert!(received[filled + 6..] == lent_bytes[..]);
+    transport::close(a);
+    transport::close(b);
   }
 
   #[test]
