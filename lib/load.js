@@ -37,10 +37,11 @@ const SIBLING = /^\.\/[\w-]+\.js$/;
  * Whether this module runs in Node's main context. A test runner such as Jest loads modules into a vm context
  * of its own; there, runInThisContext would run native-ipc in the main context instead, so that the objects,
  * errors and promises it creates would come from another realm than the caller's. native-ipc's modules are
- * then left to that runner's require(). The test: a function of Node's own (built-in modules always come from
- * the main context) has this context's Function.prototype only in the main context.
+ * then left to that runner's require(). The test: the require() this module was given is a function of the
+ * loader's own realm, which is this module's only in the main context (a runner makes it in its own realm,
+ * as it does what it hands out for Node's built-in modules, mocked or not).
  */
-const mainContext = Object.getPrototypeOf(path.join) === Function.prototype;
+const mainContext = Object.getPrototypeOf(require) === Function.prototype;
 /**
  * name -> how the module was compiled: 'cached', 'rejected' (V8 refused the cached code), 'compiled', or
  * 'required' (by Node's require(): outside the main context, and lib/native.js when the addon is not next to

@@ -93,14 +93,15 @@ struct Delivery {
   end: Option<End>,
 }
 
-/// A JS Buffer kept alive by a reference while its bytes `[pos, len)` wait for the kernel, after `head`
-/// (copied bytes that go before them).
+/// A JS Buffer kept alive by a reference while its bytes `[pos, len)` wait for the kernel, after
+/// `head[head_pos..]` (copied bytes that go before them).
 struct Lent {
   reference: sys::napi_ref,
   ptr: *const u8,
   len: usize,
   pos: usize,
   head: Vec<u8>,
+  head_pos: usize,
 }
 
 impl Lent {
@@ -108,20 +109,21 @@ impl Lent {
   fn write_to(&mut self, fd: RawFd) -> std::result::Result<usize, ChannelError> {
     // SAFETY: `ptr..ptr + len` is the memory of the Buffer `reference` keeps alive.
     let rest = unsafe { std::slice::from_raw_parts(self.ptr.add(self.pos), self.len - self.pos) };
-    let n = if self.head.is_empty() {
+    let head = &self.head[self.head_pos..];
+    let n = if head.is_empty() {
       transport::write(fd, &[rest], None)
     } else {
-      transport::write(fd, &[&self.head, rest], None)
+      transport::write(fd, &[head, rest], None)
     }
     .map_err(ChannelError::Write)?;
-    let from_head = n.min(self.head.len());
-    self.head.drain(..from_head);
+    let from_head = n.min(head.len());
+    self.head_pos += from_head;
     self.pos += n - from_head;
     Ok(n)
   }
 
   fn done(&self) -> bool {
-    self.head.is_empty() && self.pos == self.len
+    self.head_pos == self.head.len() && self.pos == self.len
   }
 }
 
@@ -406,6 +408,7 @@ impl NativeChannel {
             len: tail.len(),
             pos: n.saturating_sub(head_len),
             head,
+            head_pos: 0,
           });
         }
         s.update_poll();
@@ -459,6 +462,7 @@ impl NativeChannel {
           len: length,
           pos: n,
           head: Vec::new(),
+          head_pos: 0,
         });
       }
       s.update_poll();
@@ -1167,6 +1171,7 @@ mod tests {
       len: lent_bytes.len(),
       pos: 0,
       head: b"HEADER".to_vec(),
+      head_pos: 0,
     };
     assert_eq!(lent.write_to(a).unwrap(), 0);
     let mut received = Vec::new();
