@@ -149,7 +149,7 @@ module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};
 // This file is also the preload of every child that native-ipc's fork() starts (`--require`, before the user's
 // script): the channel end is adopted at once, so the descriptor and the environment variable never leak into
 // a grandchild, even when the script spawns one before it first uses the channel. (A separate preload file
-// cost the child ~1M instructions more: one more module for Node to resolve and compile.) A process that has
+// was one more module for Node to resolve, read and compile in every child.) A process that has
 // the variable without the preload (spawn() of a Node script) adopts when it first loads native-ipc.
 if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
   load('child.js').adopt();
