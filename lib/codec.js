@@ -684,14 +684,18 @@ function encLongStringAsAscii(s, len) {
     encString16(s);
     return;
   }
-  const b = out;
-  if (hs === 3) {
-    b[h] = 0xda; b[h + 1] = len >>> 8; b[h + 2] = len & 0xff;
-  } else {
-    b[h] = 0xdb; b[h + 1] = len >>> 24; b[h + 2] = (len >>> 16) & 0xff;
-    b[h + 3] = (len >>> 8) & 0xff; b[h + 4] = len & 0xff;
-  }
+  longStrHeader(out, h, len, hs);
   opos = h + hs + len;
+}
+
+// Writes at b[h] the header of a str16 (hs 3) or str32 (hs 5) of n bytes.
+function longStrHeader(b, h, n, hs) {
+  if (hs === 3) {
+    b[h] = 0xda; b[h + 1] = n >>> 8; b[h + 2] = n & 0xff;
+  } else {
+    b[h] = 0xdb; b[h + 1] = n >>> 24; b[h + 2] = (n >>> 16) & 0xff;
+    b[h + 3] = (n >>> 8) & 0xff; b[h + 4] = n & 0xff;
+  }
 }
 
 // Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
@@ -733,15 +737,8 @@ function relayed(s, len) {
     const frame = relaySlots[4 * i + 1];
     const hs = strHeaderSize(len);
     if (opos + hs > out.length) grow(hs);
-    const b = out;
-    const h = opos;
-    if (hs === 3) {
-      b[h] = 0xda; b[h + 1] = len >>> 8; b[h + 2] = len & 0xff;
-    } else {
-      b[h] = 0xdb; b[h + 1] = len >>> 24; b[h + 2] = (len >>> 16) & 0xff;
-      b[h + 3] = (len >>> 8) & 0xff; b[h + 4] = len & 0xff;
-    }
-    opos = h + hs;
+    longStrHeader(out, opos, len, hs);
+    opos += hs;
     const bytes = Buffer.from(frame.buffer, frame.byteOffset + start, len);
     addExternal(bytes);
     W.lendable = {bytes, buffer: frame, start, end};
@@ -790,11 +787,8 @@ function encLongString(s) {
     b[h] = 0xa0 | n;
   } else if (hn === 2) {
     b[h] = 0xd9; b[h + 1] = n;
-  } else if (hn === 3) {
-    b[h] = 0xda; b[h + 1] = n >>> 8; b[h + 2] = n & 0xff;
   } else {
-    b[h] = 0xdb; b[h + 1] = n >>> 24; b[h + 2] = (n >>> 16) & 0xff;
-    b[h + 3] = (n >>> 8) & 0xff; b[h + 4] = n & 0xff;
+    longStrHeader(b, h, n, hn);
   }
   opos = h + hn + n;
 }
