@@ -307,7 +307,7 @@ class Channel {
           // does not take now from that frame rather than from a copy.
           const parts = w.parts();
           parts.pop();
-          written = this.native.writePartsLending(parts, lendable.buffer, lendable.start, lendable.end);
+          written = this.native.writePartsLending(parts, lendable);
         }
       } else if (w.pos >= LEND_BYTES) {
         // A large batch (a long string, a big object): Rust writes the rest from this very buffer rather than

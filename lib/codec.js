@@ -219,8 +219,8 @@ class Writer {
     this.extAt = [];
     this.extBytes = [];
     this.extLength = 0;   // total bytes of the external parts
-    // The last external part when it is bytes of a received frame (a long string sent on, see relayed()):
-    // {buffer, start, end}. Nothing changes those bytes, so the channel may lend them to Rust.
+    // An external part that is bytes of a received frame (a long string sent on, see relayed()): nothing
+    // changes them, so the channel may lend them to Rust when they end the stream.
     this.lendable = undefined;
     // Called with each new buffer of 4 MiB or more before anything is written to it (the channel asks the
     // kernel for huge pages there: see src/memory.rs).
@@ -252,7 +252,7 @@ class Writer {
   /** The lendable part (see the constructor) when the stream ends with it, else undefined. */
   lendableTail() {
     const n = this.extAt.length;
-    return this.lendable !== undefined && this.extAt[n - 1] === this.pos && this.extBytes[n - 1] === this.lendable.bytes
+    return this.lendable !== undefined && this.extAt[n - 1] === this.pos && this.extBytes[n - 1] === this.lendable
       ? this.lendable
       : undefined;
   }
@@ -699,10 +699,10 @@ function longStrHeader(b, h, n, hs) {
 }
 
 // Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
-// decodeLongString), at most RELAY_SLOTS: [string, frame, start, end] each. An echo or a relay that sends one
-// on writes its bytes from that frame (an external part the channel lends to Rust) instead of encoding the
-// string again, and the sending side keeps no copy of what the kernel did not take yet. Forgotten at
-// setImmediate, so that they never keep a frame alive for long.
+// decodeLongString), at most RELAY_SLOTS: [string, its bytes in the frame] each. An echo or a relay that sends
+// one on writes those bytes (an external part the channel lends to Rust) instead of encoding the string again,
+// and the sending side keeps no copy of what the kernel did not take yet. Forgotten at setImmediate, so that
+// they never keep a frame alive for long.
 const RELAY_SLOTS = 4;
 const relaySlots = [];
 var relayCount = 0;
@@ -716,10 +716,10 @@ function forgetRelayed() {
 
 function rememberRelayed(s, b, start, end) {
   if (relayCount === RELAY_SLOTS) {
-    relaySlots.splice(0, 4);
+    relaySlots.splice(0, 2);
     relayCount--;
   }
-  relaySlots.push(s, b, start, end);
+  relaySlots.push(s, Buffer.from(b.buffer, b.byteOffset + start, end - start));
   relayCount++;
   if (!relayForgetting) {
     relayForgetting = true;
@@ -731,17 +731,14 @@ function rememberRelayed(s, b, start, end) {
 // those bytes as a lendable external part). Equal strings have equal bytes, so a copy of one qualifies too.
 function relayed(s, len) {
   for (let i = 0; i < relayCount; i++) {
-    const start = relaySlots[4 * i + 2];
-    const end = relaySlots[4 * i + 3];
-    if (end - start !== len || relaySlots[4 * i] !== s) continue;
-    const frame = relaySlots[4 * i + 1];
+    const bytes = relaySlots[2 * i + 1];
+    if (bytes.length !== len || relaySlots[2 * i] !== s) continue;
     const hs = strHeaderSize(len);
     if (opos + hs > out.length) grow(hs);
     longStrHeader(out, opos, len, hs);
     opos += hs;
-    const bytes = Buffer.from(frame.buffer, frame.byteOffset + start, len);
     addExternal(bytes);
-    W.lendable = {bytes, buffer: frame, start, end};
+    W.lendable = bytes;
     return true;
   }
   return false;

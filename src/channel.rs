@@ -347,31 +347,23 @@ impl NativeChannel {
     self.write_slices(&slices)
   }
 
-  /// Like `writeParts`, followed by bytes `start..end` of `buffer`: a frame this side received, which nothing
-  /// changes any more (a long string decoded from it is being sent on). What the kernel does not take of those
-  /// bytes now is written later from that Buffer, kept alive by a reference, instead of being copied into the
-  /// queue; the untaken rest of `parts`, small, is copied ahead of them.
+  /// Like `writeParts`, followed by `buffer`: bytes of a frame this side received, which nothing changes any
+  /// more (a long string decoded from it is being sent on). What the kernel does not take of them now is
+  /// written later from that Buffer, kept alive by a reference, instead of being copied into the queue; the
+  /// untaken rest of `parts`, small, is copied ahead of them.
   #[napi(catch_unwind)]
   pub fn write_parts_lending(
     &self,
     env: Env,
     parts: Vec<BufferSlice>,
     buffer: Unknown<'_>,
-    start: u32,
-    end: u32,
   ) -> Result<f64, String> {
     let raw_env = env.raw();
     let (data, size) = buffer_memory(raw_env, &buffer).ok_or(ChannelError::BadArgument(
       "writePartsLending() takes a Buffer",
     ))?;
-    let (start, end) = (start as usize, end as usize);
-    if start > end || end > size {
-      return Err(
-        ChannelError::BadArgument("writePartsLending(): range outside the Buffer").into(),
-      );
-    }
-    // SAFETY: `data..data + size` is the Buffer's memory, alive during this call; `start..end` lies in it.
-    let tail = unsafe { std::slice::from_raw_parts((data as *const u8).add(start), end - start) };
+    // SAFETY: `data..data + size` is the Buffer's memory, alive during this call.
+    let tail = unsafe { std::slice::from_raw_parts(data as *const u8, size) };
     let mut slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
     slices.push(tail);
     {
