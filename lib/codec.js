@@ -530,14 +530,17 @@ function encNumber(n) {
 // n is an integer in [-2^31, 2^32), not in [0, 128).
 function encIntSlow(b, p, n) {
   if (n >= 0) {
-    if (n < 0x100) {
-      b[p] = 0xcc; b[p + 1] = n; opos = p + 2;
-    } else if (n < 0x10000) {
-      b[p] = 0xcd; b[p + 1] = n >>> 8; b[p + 2] = n & 0xff; opos = p + 3;
-    } else {
-      b[p] = 0xce; b[p + 1] = n >>> 24; b[p + 2] = (n >>> 16) & 0xff;
-      b[p + 3] = (n >>> 8) & 0xff; b[p + 4] = n & 0xff; opos = p + 5;
-    }
+    // uint8/16/32 by the same four stores, the value left-aligned in 32 bits (encNumber made room for 9 bytes;
+    // what follows overwrites the bytes past the value). A counter that outgrows a size then stays on the code
+    // V8 optimized, where a branch per size would deoptimize the encoder the first time a new one is taken.
+    const size = n < 0x100 ? 1 : n < 0x10000 ? 2 : 4;
+    const m = n << (32 - 8 * size);
+    b[p] = size === 4 ? 0xce : 0xcb + size;
+    b[p + 1] = m >>> 24;
+    b[p + 2] = (m >>> 16) & 0xff;
+    b[p + 3] = (m >>> 8) & 0xff;
+    b[p + 4] = m & 0xff;
+    opos = p + 1 + size;
   } else if (n >= -32) {
     b[p] = n & 0xff; opos = p + 1;
   } else if (n >= -128) {
@@ -1434,6 +1437,11 @@ function decodeShortString(b, p, n, isKey) {
       return strCache[slot];
     }
   }
+  return decodeShortMiss(b, p, n, isKey, slot);
+}
+
+// A short string not in the cache: decoded, and cached in `slot` if ASCII.
+function decodeShortMiss(b, p, n, isKey, slot) {
   for (let j = 0; j < n; j++) {
     if (b[p + j] >= 0x80) return decodeUtf8Js(b, p, n);
   }
@@ -1623,13 +1631,38 @@ function read(depth) {
   const b = src[spos++];
   if (b < 0x80) return b;
   if (b >= 0xe0) return b - 0x100;
-  if (b >= 0xa0 && b < 0xc0) return readStr(b & 0x1f);
+  if (b >= 0xa0 && b < 0xc0) {
+    const n = b & 0x1f;
+    const p = spos;
+    if (n > send - p) throw bad(`string length ${n} exceeds the remaining data`);
+    spos = p + n;
+    return n <= SHORT_DECODE ? decodeShortString(src, p, n, false) : decodeLongString(src, p, n);
+  }
   if (b < 0x90) return readMap(b & 0x0f, depth);
+  if (b >= 0xcc && b <= 0xce) {
+    // uint8/16/32 by one loop: a counter that outgrows a size takes the same path, not a branch that V8 has
+    // not seen yet (which would deoptimize the decoder the first time it is taken)
+    const n = 1 << (b - 0xcc);
+    let p = spos;
+    if (n > send - p) throw bad('unexpected end of data');
+    const e = p + n;
+    let v = 0;
+    while (p < e) v = v * 256 + src[p++];
+    spos = e;
+    return v;
+  }
   if (b < 0xa0) return readArray(b & 0x0f, depth);
+  if (b === 0xc0) return null;
+  if (b === 0xc2) return false;
+  if (b === 0xc3) return true;
+  if (b === 0xcb) return rdF64();
+  return readRare(b, depth);
+}
+
+// The less common types, out of read() so that read() stays small: V8 optimizes a function after a number of
+// interrupt ticks that grows with its bytecode length, and a process runs interpreted code until then.
+function readRare(b, depth) {
   switch (b) {
-    case 0xc0: return null;
-    case 0xc2: return false;
-    case 0xc3: return true;
     case 0xc4: return readBin(rdU8(), depth);
     case 0xc5: return readBin(rdU16(), depth);
     case 0xc6: return readBin(rdU32(), depth);
@@ -1637,10 +1670,6 @@ function read(depth) {
     case 0xc8: return readExt(rdU16(), depth);
     case 0xc9: return readExt(rdU32(), depth);
     case 0xca: return rdF32();
-    case 0xcb: return rdF64();
-    case 0xcc: return rdU8();
-    case 0xcd: return rdU16();
-    case 0xce: return rdU32();
     case 0xcf: return rdU64();
     case 0xd0: return (rdU8() << 24) >> 24;
     case 0xd1: return (rdU16() << 16) >> 16;
@@ -1679,7 +1708,7 @@ function readKey(depth) {
       const p = spos + 1;
       if (n > send - p) throw bad(`string length ${n} exceeds the remaining data`);
       spos = p + n;
-      return decodeString(src, p, n, true);
+      return n <= SHORT_DECODE ? decodeShortString(src, p, n, true) : decodeLongString(src, p, n);
     }
   }
   const k = read(depth);
@@ -1703,7 +1732,7 @@ function readMap(n, depth) {
   if (depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
   if (n > (send - spos) >>> 1) throw bad(`map of ${n} entries exceeds the remaining data`);
   const obj = {};
-  register(obj);
+  dRefs[nRefs++] = obj;
   const d = depth + 1;
   let k, v;
   if (n === 0) return obj;
