@@ -169,9 +169,19 @@ test('advanced: string values stay right when one batch repeats, changes and alt
   await subprocess;
 });
 
+test('advanced: empty strings as keys and values, in the first message a fresh child sends', async () => {
+  // The encoder's string memory starts out holding '' with its bytes, so this first echo is written from it.
+  const subprocess = fork(fixture('echo.mjs'));
+  const value = {'': '', a: '', list: ['', {'': ''}]};
+  assert.deepEqual(await echo(subprocess, value), value);
+  subprocess.disconnect();
+  await subprocess;
+});
+
 test('advanced: a short string value the encoder kept does not keep the long string it was sliced from alive', async () => {
   // A slice of 13 characters or more is a view into its parent string in V8. The encoder keeps short values
-  // that repeat, and must forget them once the batch is flushed, or 64 MiB stay alive for 20 characters.
+  // that repeat, and must forget them once the code that sent them has run, or 64 MiB stay alive for 20
+  // characters.
   const {gc} = await import('./fixtures/r-helpers.mjs');
   const subprocess = fork(fixture('echo.mjs'));
   const heapUsed = () => {

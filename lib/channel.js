@@ -25,6 +25,10 @@ const KIND_HANDLE = 6;
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
 const FLUSH_BYTES = 64 * 1024;
+// ... less this much, so that a burst of small messages never fills the writer's buffer (FLUSH_BYTES long)
+// in the middle of one: the encoder's grow path is then not taken, and V8 does not throw away a fresh
+// process's optimized encoder to take it.
+const FLUSH_SLACK = 256;
 // A flushed batch at least this large is handed to Rust with its buffer (see flush()).
 const LEND_BYTES = 1024 * 1024;
 // Small batches of received frames arrive in this buffer, reused for every batch: no allocation and no new
@@ -90,6 +94,8 @@ class Channel {
     this.quiet = true;
     this.quietBound = () => {
       this.quiet = true;
+      // The sends of this run of code are over: the encoder drops the value strings it kept (see codec.js).
+      codec.forgetValueStrings();
     };
     this.drainBound = () => this.drain();
     this.nextStrictId = 1;
@@ -255,7 +261,7 @@ class Channel {
    */
   scheduleFlush() {
     // External parts are flushed at once: their bytes are the sender's, who may change them after the call.
-    if (this.writer.pos >= FLUSH_BYTES || this.writer.extLength !== 0) {
+    if (this.writer.pos >= FLUSH_BYTES - FLUSH_SLACK || this.writer.extLength !== 0) {
       this.flush();
     } else if (!this.flushScheduled) {
       if (this.quiet) {

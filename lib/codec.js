@@ -273,7 +273,6 @@ class Writer {
   /** Empties the writer. */
   reset() {
     this.pos = 0;
-    forgetValueStrings();
     if (this.extLength !== 0 || this.extAt.length !== 0) {
       this.extAt = [];
       this.extBytes = [];
@@ -900,21 +899,27 @@ const KEY_SLOTS = 16;
 const STR_SLOTS = 2 * KEY_SLOTS;
 const KEY_WORDS = 6;                     // up to 24 bytes: the header and 23 characters
 const MAX_CACHED_CHARS = KEY_WORDS * 4 - 1;
-const encCache = new Array(STR_SLOTS).fill(null);
-const encCacheLen = new Uint8Array(STR_SLOTS);
+// An empty slot holds the empty string with its encoding (fixstr 0xa0), never null: TurboFan specializes
+// `encCache[slot] === s` for strings, and a null met after forgetValueStrings() threw a fresh process's
+// optimized encoder away. A hit on '' writes 0xa0, which is right.
+const encCache = new Array(STR_SLOTS).fill('');
+const encCacheLen = new Uint8Array(STR_SLOTS).fill(1);
 // The encoded bytes, read back as 32-bit words in this machine's byte order and written back in it: a hit is
 // a few DataView stores, much cheaper in V8 than a byte loop over two typed arrays (which rechecks both arrays
 // on every byte).
 const encCacheWords = new Uint32Array(STR_SLOTS * KEY_WORDS);
 const encCacheBytes = new Uint8Array(encCacheWords.buffer);
+for (let slot = 0; slot < STR_SLOTS; slot++) encCacheBytes[slot * KEY_WORDS * 4] = 0xa0;
 // A value string is kept only once it came twice in a row at its position, so a value that does not repeat
 // costs a failed comparison and a store, not a copy into the cache; after VALUE_TRIES values in a row that
 // were not hits, the position is left alone (no comparison at all) until the Writer is reset. Keys are kept
 // at once: a property name is interned by V8 and nearly always repeats. Values and candidates are forgotten
-// whenever a Writer is reset, i.e. after every flush: a short string can be a slice that keeps a large one
-// alive.
+// once the code that sent them has run to its end (the channel calls forgetValueStrings() from a microtask),
+// as a short string can be a slice that keeps a large one alive. Not at every flush: a burst of sends then
+// kept its hits, where forgetting every 64 KiB sent a fresh process's encoder down a path V8 had not seen
+// and threw its optimized code away.
 const VALUE_TRIES = 8;
-const valueSeen = new Array(KEY_SLOTS).fill(null);
+const valueSeen = new Array(KEY_SLOTS).fill('');
 const valueMisses = new Uint8Array(KEY_SLOTS);
 
 function copyCached(slot) {
@@ -976,8 +981,11 @@ function encValueString(s, j) {
 
 function forgetValueStrings() {
   for (let j = 0; j < KEY_SLOTS; j++) {
-    encCache[KEY_SLOTS + j] = null;
-    valueSeen[j] = null;
+    const slot = KEY_SLOTS + j;
+    encCache[slot] = '';
+    encCacheLen[slot] = 1;
+    encCacheBytes[slot * KEY_WORDS * 4] = 0xa0;
+    valueSeen[j] = '';
     valueMisses[j] = 0;
   }
 }
@@ -2280,6 +2288,7 @@ function decodeJson(buf, start, end) {
 
 module.exports = {
   Writer,
+  forgetValueStrings,
   useExternalStrings,
   encodeAdvanced,
   decodeAdvanced,
