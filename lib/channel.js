@@ -94,8 +94,6 @@ class Channel {
     this.quiet = true;
     this.quietBound = () => {
       this.quiet = true;
-      // The sends of this run of code are over: the encoder drops the value strings it kept (see codec.js).
-      codec.forgetValueStrings();
     };
     this.drainBound = () => this.drain();
     this.nextStrictId = 1;

@@ -914,11 +914,25 @@ for (let slot = 0; slot < STR_SLOTS; slot++) encCacheBytes[slot * KEY_WORDS * 4]
 // costs a failed comparison and a store, not a copy into the cache; after VALUE_TRIES values in a row that
 // were not hits, the position is left alone (no comparison at all) until the Writer is reset. Keys are kept
 // at once: a property name is interned by V8 and nearly always repeats. Values and candidates are forgotten
-// once the code that sent them has run to its end (the channel calls forgetValueStrings() from a microtask),
-// as a short string can be a slice that keeps a large one alive. Not at every flush: a burst of sends then
-// kept its hits, where forgetting every 64 KiB sent a fresh process's encoder down a path V8 had not seen
-// and threw its optimized code away.
+// once the code that encoded them has run to its end (a microtask, queued when one is first kept), as a short
+// string can be a slice that keeps a large one alive. Not at every flush: a burst of sends then kept its hits,
+// where forgetting every 64 KiB sent a fresh process's encoder down a path V8 had not seen and threw its
+// optimized code away.
 const VALUE_TRIES = 8;
+const microtask = Promise.resolve();
+var forgetQueued = false;
+const forgetQueuedValues = () => {
+  forgetQueued = false;
+  forgetValueStrings();
+};
+
+/** Called when a value string is kept: it is forgotten once the current run of code ends. */
+function keepUntilTurnEnds() {
+  if (!forgetQueued) {
+    forgetQueued = true;
+    microtask.then(forgetQueuedValues);
+  }
+}
 const valueSeen = new Array(KEY_SLOTS).fill('');
 const valueMisses = new Uint8Array(KEY_SLOTS);
 
@@ -969,6 +983,7 @@ function encValueString(s, j) {
     }
     valueMisses[j] = misses + 1;
     if (s.length <= MAX_CACHED_CHARS) {
+      keepUntilTurnEnds();
       if (valueSeen[j] === s) {
         encAndKeep(s, slot);
         return;
@@ -2288,7 +2303,6 @@ function decodeJson(buf, start, end) {
 
 module.exports = {
   Writer,
-  forgetValueStrings,
   useExternalStrings,
   encodeAdvanced,
   decodeAdvanced,
