@@ -169,6 +169,31 @@ test('advanced: string values stay right when one batch repeats, changes and alt
   await subprocess;
 });
 
+test('advanced: short strings that differ from a cached one in a single byte arrive as sent, as keys and values', async () => {
+  // The decoder caches short strings and verifies a hit a 32-bit word at a time (the last word overlapping the
+  // one before it); a string one byte away from the cached one, at any offset of any length up to the 16 bytes
+  // cached and just past them, must miss. Each pair is sent in the same batch, so the second finds the first.
+  const messages = [];
+  for (let n = 1; n <= 17; n++) {
+    const base = 'abcdefghijklmnopq'.slice(0, n);
+    for (let j = 0; j < n; j++) {
+      const variant = `${base.slice(0, j)}Z${base.slice(j + 1)}`;
+      messages.push({s: base, [base]: j}, {s: variant, [variant]: j}, {s: base, [base]: j});
+    }
+  }
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
+  for (const message of messages) {
+    subprocess.sendMessage(message);
+  }
+  for (const [index, message] of messages.entries()) {
+    const {value} = await replies.next();
+    assert.deepEqual(value, message, `message ${index}`);
+  }
+  subprocess.disconnect();
+  await subprocess;
+});
+
 test('advanced: empty strings as keys and values, in the first message a fresh child sends', async () => {
   // The encoder's string memory starts out holding '' with its bytes, so this first echo is written from it.
   const subprocess = fork(fixture('echo.mjs'));
@@ -203,6 +228,29 @@ test('advanced: a short string value the encoder kept does not keep the long str
   })();
   const grown = heapUsed() - before;
   assert.ok(grown < 16 * 1024 * 1024, `the heap kept ${(grown / 1048576).toFixed(1)} MiB after the messages went out`);
+  subprocess.disconnect();
+  await subprocess;
+});
+
+test('advanced: the decoder does not keep a large message it read short strings from alive', async () => {
+  // The string cache reads words through a DataView kept over the last buffer it read from; a message too large
+  // for a batch arrives in a buffer of its own, which the received Buffer below is a view of. Once the message
+  // is dropped, that memory must be free to go.
+  const {gc} = await import('./fixtures/r-helpers.mjs');
+  // buffer: false, or the result's ipcOutput would keep the message.
+  const subprocess = fork(fixture('echo.mjs'), [], {buffer: false});
+  const memory = await (async () => {
+    const reply = await echo(subprocess, {data: Buffer.alloc(8 * 1024 * 1024, 7), words: ['hello world', 'payload']});
+    assert.equal(reply.data.length, 8 * 1024 * 1024);
+    assert.deepEqual(reply.words, ['hello world', 'payload']);
+    return new WeakRef(reply.data.buffer);
+  })();
+  // A WeakRef holds its target until the turn that made it or read it ends, so collect after that turn.
+  for (let i = 0; i < 2; i++) {
+    await new Promise(setImmediate);
+    gc();
+  }
+  assert.equal(memory.deref(), undefined, 'the memory of the dropped message is still reachable');
   subprocess.disconnect();
   await subprocess;
 });
