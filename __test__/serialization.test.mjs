@@ -170,9 +170,10 @@ test('advanced: string values stay right when one batch repeats, changes and alt
 });
 
 test('advanced: short strings that differ from a cached one in a single byte arrive as sent, as keys and values', async () => {
-  // The decoder caches short strings and verifies a hit a 32-bit word at a time (the last word overlapping the
-  // one before it); a string one byte away from the cached one, at any offset of any length up to the 16 bytes
-  // cached and just past them, must miss. Each pair is sent in the same batch, so the second finds the first.
+  // The decoder caches short strings and verifies a hit by 32-bit words: the first and the last (overlapping it
+  // below 8 bytes), then the ones between. A string one byte away from the cached one, at any offset of any length
+  // up to the 16 bytes cached and just past them, must miss. Each pair goes in one batch, so the second finds
+  // the first in the cache.
   const messages = [];
   for (let n = 1; n <= 17; n++) {
     const base = 'abcdefghijklmnopq'.slice(0, n);
