@@ -524,6 +524,7 @@ class Channel {
   }
 
   readFrames(frames, total) {
+    codec.useSource(frames);
     let p = 0;
     // Rust checked every header (length within limits, known kind), so this walk only slices.
     const iterators = this.iterators;

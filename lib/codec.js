@@ -1447,6 +1447,15 @@ function bindWordView(b) {
   wordBuf = b;
   wordView = new DataView(b.buffer, b.byteOffset, b.length);
 }
+
+/**
+ * Called by the channel with each batch before decoding from it. decodeShortString() binds a new buffer itself,
+ * but that call runs once a batch, too rarely for V8 to have recorded it when it optimizes the decoder: met
+ * there, it threw the optimized decoder away (and every function that had inlined it) in a fresh process.
+ */
+function useSource(b) {
+  if (b !== wordBuf) bindWordView(b);
+}
 const strCacheInterned = new Uint8Array(STR_CACHE_SIZE);
 
 function internalize(s) {
@@ -2345,6 +2354,7 @@ function decodeJson(buf, start, end) {
 }
 
 module.exports = {
+  useSource,
   Writer,
   useExternalStrings,
   encodeAdvanced,
