@@ -61,6 +61,17 @@ const captureExecutor = (resolve, reject) => {
   nextReject = reject;
 };
 
+/**
+ * The promise the sends of one flush share (`end` 0 until a send joins it). Made when the batch before it is
+ * handed over, not by the first send of the next: anything a send did only once a flush (constructing the
+ * promise, even reading a spare one) was too rare for V8 to have recorded when it optimized send(), and met
+ * there it threw a fresh sender's optimized send path away.
+ */
+function newBatch() {
+  const promise = new Promise(captureExecutor);
+  return {promise, resolve: nextResolve, reject: nextReject, end: 0};
+}
+
 class Channel {
   /**
    * @param {number} fd
@@ -85,7 +96,7 @@ class Channel {
     // kernel to have taken the bytes up to its own end offset.
     this.streamEnd = 0;
     this.written = 0;
-    this.batch = undefined;
+    this.batch = newBatch();
     this.batches = [];
     this.batchHead = 0;
     this.flushScheduled = false;
@@ -228,11 +239,7 @@ class Channel {
    * together, so they settle together, and a send costs no promise of its own.
    */
   joinBatch() {
-    let batch = this.batch;
-    if (batch === undefined) {
-      const promise = new Promise(captureExecutor);
-      batch = this.batch = {promise, resolve: nextResolve, reject: nextReject, end: 0};
-    }
+    const batch = this.batch;
     batch.end = this.streamEnd;
     this.scheduleFlush();
     return batch.promise;
@@ -248,7 +255,7 @@ class Channel {
 
   /** Whether sends are waiting for the kernel to take their bytes. */
   get sending() {
-    return this.batch !== undefined || this.batchHead < this.batches.length;
+    return this.batch.end !== 0 || this.batchHead < this.batches.length;
   }
 
   /**
@@ -296,9 +303,9 @@ class Channel {
     if (w.pos === 0 && w.extLength === 0) {
       return;
     }
-    if (this.batch !== undefined) {
+    if (this.batch.end !== 0) {
       this.batches.push(this.batch);
-      this.batch = undefined;
+      this.batch = newBatch();
     }
     let written;
     try {
@@ -376,9 +383,9 @@ class Channel {
   }
 
   rejectSends(makeError) {
-    if (this.batch !== undefined) {
+    if (this.batch.end !== 0) {
       this.batches.push(this.batch);
-      this.batch = undefined;
+      this.batch = newBatch();
     }
     for (let i = this.batchHead; i < this.batches.length; i++) {
       this.batches[i].reject(makeError());
