@@ -13,6 +13,21 @@ const echo = async (subprocess, value) => {
   return reply;
 };
 
+/** Sends every message in one go (so they share batches) to an echo child and checks each reply, in order. */
+const echoAllAtOnce = async (messages) => {
+  const subprocess = fork(fixture('echo.mjs'));
+  const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
+  for (const message of messages) {
+    subprocess.sendMessage(message);
+  }
+  for (const [index, message] of messages.entries()) {
+    const {value} = await replies.next();
+    assert.ok(isDeepStrictEqual(value, message), `message ${index}: ${JSON.stringify(message)} came back as ${JSON.stringify(value)}`);
+  }
+  subprocess.disconnect();
+  await subprocess;
+};
+
 const cyclic = () => {
   const node = {name: 'root', children: []};
   node.children.push({parent: node});
@@ -156,17 +171,7 @@ test('advanced: string values stay right when one batch repeats, changes and alt
     messages.push({a: 'x', b: 'y'}, {b: 'x', a: 'y'}, {a: 'a', b: 'b'}, {a: 'a', b: 'b'}, wide, wide, {key0: 'value19', key19: 'value0'});
     messages.push(['t', 't', 'hello world'], {list: ['t', 't'], inner: {k: 't', payload: 'hello world'}});
   }
-  const subprocess = fork(fixture('echo.mjs'));
-  const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
-  for (const message of messages) {
-    subprocess.sendMessage(message);
-  }
-  for (const [index, message] of messages.entries()) {
-    const {value} = await replies.next();
-    assert.ok(isDeepStrictEqual(value, message), `message ${index}: ${JSON.stringify(message)} came back as ${JSON.stringify(value)}`);
-  }
-  subprocess.disconnect();
-  await subprocess;
+  await echoAllAtOnce(messages);
 });
 
 test('advanced: short strings that differ from a cached one in a single byte arrive as sent, as keys and values', async () => {
@@ -182,17 +187,7 @@ test('advanced: short strings that differ from a cached one in a single byte arr
       messages.push({s: base, [base]: j}, {s: variant, [variant]: j}, {s: base, [base]: j});
     }
   }
-  const subprocess = fork(fixture('echo.mjs'));
-  const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
-  for (const message of messages) {
-    subprocess.sendMessage(message);
-  }
-  for (const [index, message] of messages.entries()) {
-    const {value} = await replies.next();
-    assert.deepEqual(value, message, `message ${index}`);
-  }
-  subprocess.disconnect();
-  await subprocess;
+  await echoAllAtOnce(messages);
 });
 
 test('advanced: empty strings as keys and values, in the first message a fresh child sends', async () => {
