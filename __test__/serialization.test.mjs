@@ -7,6 +7,7 @@ import {isDeepStrictEqual} from 'node:util';
 import {fileURLToPath} from 'node:url';
 import {readFileSync} from 'node:fs';
 import {fork, spawn, fixture, settle} from './helpers.mjs';
+import codec from '../lib/codec.js';
 
 const echo = async (subprocess, value) => {
   const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(value)]);
@@ -249,6 +250,27 @@ test('advanced: the decoder does not keep a large message it read short strings 
   assert.equal(memory.deref(), undefined, 'the memory of the dropped message is still reachable');
   subprocess.disconnect();
   await subprocess;
+});
+
+test('the decoder keeps no source buffer larger than a batch, in either mode', async () => {
+  // The channel hands the decoder every batch it reads (codec.useSource) before decoding it; a large message
+  // arrives in a buffer of its own. The json decoder never reaches the advanced decoder's reset, so neither
+  // the channel's hand-over nor a short string read from such a buffer may keep it.
+  const {gc} = await import('./fixtures/r-helpers.mjs');
+  const decodeFromLarge = (json) => {
+    const large = Buffer.alloc(4 * 1024 * 1024, 0x20);
+    large.write(json, 0, 'latin1');
+    codec.useSource(large);
+    assert.deepEqual(codec.decodeJson(large, 0, json.length), JSON.parse(json));
+    return new WeakRef(large);
+  };
+  // A message of up to 16 bytes goes through the short-string cache, a longer one does not.
+  const memory = [decodeFromLarge('"abc"'), decodeFromLarge('{"k":"t","payload":"hello world"}')];
+  for (let i = 0; i < 2; i++) {
+    await new Promise(setImmediate);
+    gc();
+  }
+  assert.deepEqual(memory.map((ref) => ref.deref() === undefined), [true, true], 'the decoder still holds a large buffer');
 });
 
 test('advanced: the details isDeepStrictEqual does not look at', async () => {

@@ -1455,9 +1455,18 @@ function bindWordView(b) {
  * Called by the channel with each batch before decoding from it. decodeShortString() binds a new buffer itself,
  * but that call runs once a batch, too rarely for V8 to have recorded it when it optimizes the decoder: met
  * there, it threw the optimized decoder away (and every function that had inlined it) in a fresh process.
+ * A large message's own buffer is left to decodeShortString(), so that only a decode binds (and releases) it.
  */
 function useSource(b) {
-  if (b !== wordBuf) bindWordView(b);
+  if (b !== wordBuf && b.length <= WORD_VIEW_KEEP) bindWordView(b);
+}
+
+/** Lets go of a source buffer larger than a batch, at the end of every decode. */
+function releaseLargeSource() {
+  if (wordBuf.length > WORD_VIEW_KEEP) {
+    wordBuf = EMPTY;
+    wordView = EMPTY_VIEW;
+  }
 }
 
 function internalize(s) {
@@ -2229,10 +2238,7 @@ function decodeReset() {
   nRefs = 0;
   src = EMPTY; spos = 0; send = 0; sbase = 0;
   srcView = null; srcFloats = 0;
-  if (wordBuf.length > WORD_VIEW_KEEP) {
-    wordBuf = EMPTY;
-    wordView = EMPTY_VIEW;
-  }
+  releaseLargeSource();
 }
 
 function publicDecodeError(e) {
@@ -2332,6 +2338,7 @@ function decodeJson(buf, start, end) {
   let text;
   if (n <= SHORT_DECODE) {
     text = decodeShortString(buf, start, n, false);
+    releaseLargeSource();
   } else {
     text = decodeLongString(buf, start, n);
   }
