@@ -62,7 +62,7 @@ const captureExecutor = (resolve, reject) => {
 };
 
 /**
- * The promise the sends of one flush share (`end` 0 until a send joins it). Made when the batch before it is
+ * The promise the sends of one flush share (`end` 0 until a send joins it; a handle's send has one of its own). Made when the batch before it is
  * handed over, not by the first send of the next: anything a send did only once a flush (constructing the
  * promise, even reading a spare one) was too rare for V8 to have recorded when it optimized send(), and met
  * there it threw a fresh sender's optimized send path away.
@@ -438,8 +438,10 @@ class Channel {
     w.buf[4] = KIND_HANDLE;
     w.buf[HEADER] = type;
     this.streamEnd += w.pos;
-    const promise = new Promise(captureExecutor);
-    this.batches.push({promise, resolve: nextResolve, reject: nextReject, end: this.streamEnd});
+    const batch = newBatch();
+    batch.end = this.streamEnd;
+    this.batches.push(batch);
+    const {promise} = batch;
     let written;
     try {
       written = this.native.writeHandle(w.buf.subarray(0, w.pos), fd);
