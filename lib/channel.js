@@ -43,6 +43,32 @@ const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 // A message always fits an empty queue, whatever its size.
 const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
+// After a write, how long (in microseconds) the loop stays awake for the answer before it sleeps (see src/spin.rs). Set by
+// this environment variable, which children inherit: 0 turns waiting awake off.
+const SPIN_ENV = 'NATIVE_IPC_SPIN_US';
+const DEFAULT_SPIN_US = 50;
+const MAX_SPIN_US = 1000;
+let spinWindow;
+
+/** The waiting window every channel of this process uses, read once; a bad value is warned about, not fatal. */
+function spinMicroseconds() {
+  if (spinWindow === undefined) {
+    const text = process.env[SPIN_ENV];
+    spinWindow = DEFAULT_SPIN_US;
+    if (text !== undefined) {
+      if (/^\d{1,4}$/.test(text.trim()) && Number(text) <= MAX_SPIN_US) {
+        spinWindow = Number(text);
+      } else {
+        process.emitWarning(
+          `${SPIN_ENV}=${JSON.stringify(text)} is not a whole number of microseconds from 0 to ${MAX_SPIN_US} (0 turns waiting awake for answers off); using ${DEFAULT_SPIN_US}.`,
+          {code: 'NATIVE_IPC_BAD_SPIN_US'},
+        );
+      }
+    }
+  }
+  return spinWindow;
+}
+
 const noop = () => {};
 // Hot paths queue their microtasks as reactions to this promise: Node's queueMicrotask() wraps every callback in
 // an AsyncResource and a bound function (~600 more instructions per call, measured with callgrind).
@@ -170,6 +196,7 @@ class Channel {
       this.maxMessageSize,
       (frames, written, end, fds, endCode) => this.onEvent(frames, written, end, fds, endCode),
       this.landing,
+      spinMicroseconds(),
     );
   }
 

@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use napi::bindgen_prelude::{BufferSlice, Function, Unknown};
 use napi::{sys, Env, JsValue};
@@ -22,6 +23,7 @@ use napi_derive::napi;
 use crate::error::ChannelError;
 use crate::framing::{self, FrameError, Serialization, Splitter};
 use crate::memory::reserve_advised;
+use crate::spin::Spin;
 use crate::transport::{self, Read};
 use crate::uv;
 
@@ -82,6 +84,15 @@ struct State {
   done: bool,
   /// The pointer given to the env cleanup hook (an `Rc` of this state), while registered.
   cleanup_arg: *const RefCell<State>,
+  /// Whether to keep the loop awake for the peer's answer after a write (see `spin.rs`), and the `uv_idle_t`
+  /// that does it (null when off or closed). While started, libuv polls without sleeping.
+  spin: Spin,
+  idle: *mut c_void,
+  idle_started: bool,
+  /// `written` when the waiting policy last looked at it.
+  spin_seen: u64,
+  /// Bytes arrived since `service` last looked.
+  read_any: bool,
 }
 
 /// What one poll callback hands to JS.
@@ -156,6 +167,31 @@ pub fn create_socketpair() -> Result<Vec<i32>, String> {
   Ok(vec![a, b])
 }
 
+/// The CPUs this process may run on, once per process.
+fn available_cpus() -> usize {
+  static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+  *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A `uv_idle_t` on `event_loop`, or null if it cannot be made (the channel then never waits awake). It never
+/// keeps the loop alive by itself.
+fn open_idle(event_loop: *mut c_void) -> *mut c_void {
+  let idle = uv::alloc_idle();
+  if idle.is_null() {
+    return idle;
+  }
+  // SAFETY: `idle` is zeroed memory of uv_idle_t size and `event_loop` is this env's loop.
+  unsafe {
+    if uv::uv_idle_init(event_loop, idle) != 0 {
+      // Never initialised, so libuv holds no reference to it.
+      libc::free(idle);
+      return ptr::null_mut();
+    }
+    uv::uv_unref(idle);
+  }
+  idle
+}
+
 /// Closes a descriptor this process owns (the parent's copy of the child's end after spawning).
 #[napi]
 pub fn close_fd(fd: i32) {
@@ -175,6 +211,7 @@ pub fn open_channel(
   max_payload: f64,
   callback: Function<'_>,
   landing: Unknown<'_>,
+  spin_us: u32,
 ) -> Result<NativeChannel, String> {
   let mode = Serialization::from_name(&serialization).ok_or(ChannelError::BadArgument(
     "serialization must be 'advanced' or 'json'",
@@ -227,7 +264,15 @@ pub fn open_channel(
     unsafe { libc::free(handle) };
     return Err(ChannelError::Uv(uv::strerror(rc)).into());
   }
+  let cpus = available_cpus();
+  let idle = if Spin::new(spin_us, cpus).enabled() {
+    open_idle(event_loop.cast())
+  } else {
+    ptr::null_mut()
+  };
+  let spin = Spin::new(if idle.is_null() { 0 } else { spin_us }, cpus);
   let hello = framing::hello_frame(mode);
+  let hello_len = hello.len() as u64;
   let state = Rc::new(RefCell::new(State {
     env: raw_env,
     fd,
@@ -242,7 +287,7 @@ pub fn open_channel(
     inbuf: Vec::with_capacity(READ_CHUNK),
     scanned: 0,
     pending_frame: None,
-    hello_len: hello.len() as u64,
+    hello_len,
     lent: None,
     outq: hello,
     out_start: 0,
@@ -255,10 +300,20 @@ pub fn open_channel(
     closing: false,
     done: false,
     cleanup_arg: ptr::null(),
+    spin,
+    idle,
+    idle_started: false,
+    // The handshake is no message: nothing answers it soon.
+    spin_seen: hello_len,
+    read_any: false,
   }));
-  // SAFETY: the handle's data owns one Rc, released in `on_closed`; the cleanup hook owns another.
+  // SAFETY: the handle's data owns one Rc, released in `on_closed`; the cleanup hook owns another, and the idle
+  // handle (if any) a third.
   unsafe {
     (*(handle as *mut uv::HandleHead)).data = Rc::into_raw(state.clone()) as *mut c_void;
+    if !idle.is_null() {
+      (*(idle as *mut uv::HandleHead)).data = Rc::into_raw(state.clone()) as *mut c_void;
+    }
     let arg = Rc::into_raw(state.clone());
     state.borrow_mut().cleanup_arg = arg;
     check(sys::napi_add_env_cleanup_hook(
@@ -494,6 +549,13 @@ impl NativeChannel {
     }
   }
 
+  /// The counters of waiting awake for answers: `[armed, hits, misses, skipped]` (see `spin.rs`).
+  #[napi]
+  pub fn spin_stats(&self) -> Vec<u32> {
+    let stats = self.state.borrow().spin.stats();
+    vec![stats.armed, stats.hits, stats.misses, stats.skipped]
+  }
+
   /// Bytes given to `write` that the kernel has not taken yet.
   #[napi(getter)]
   pub fn queued(&self) -> f64 {
@@ -682,6 +744,46 @@ impl State {
       }
     }
     self.update_ref();
+    self.update_spin();
+  }
+
+  /// Opens (or extends) a window to wait awake for the answer when this side's bytes all reached the kernel
+  /// since the last look (see `spin.rs`).
+  fn update_spin(&mut self) {
+    if self.idle.is_null() {
+      return;
+    }
+    let wrote = self.written > self.spin_seen;
+    self.spin_seen = self.written;
+    if wrote
+      && !self.has_output()
+      && !self.closing
+      && self.spin.wrote(Instant::now())
+      && !self.idle_started
+    {
+      // SAFETY: the idle handle is initialised and open (not null).
+      unsafe { uv::uv_idle_start(self.idle, on_idle) };
+      self.idle_started = true;
+    }
+  }
+
+  /// Closes the idle handle, if any (its close callback releases its reference to this state).
+  fn close_idle(&mut self) {
+    self.spin.cancel();
+    self.stop_idle();
+    let idle = std::mem::replace(&mut self.idle, ptr::null_mut());
+    if !idle.is_null() {
+      // SAFETY: the idle handle is initialised, stopped and not closed yet (the field was not null).
+      unsafe { uv::uv_close(idle, Some(on_closed)) };
+    }
+  }
+
+  fn stop_idle(&mut self) {
+    if self.idle_started {
+      // SAFETY: the idle handle is open: it is stopped before it is closed.
+      unsafe { uv::uv_idle_stop(self.idle) };
+      self.idle_started = false;
+    }
   }
 
   /// Reads what the socket holds, up to `budget` bytes (whole frames are delivered after each call);
@@ -704,6 +806,7 @@ impl State {
         Read::Data(n) => {
           // SAFETY: the kernel initialised `n` bytes of the spare capacity.
           unsafe { self.inbuf.set_len(self.inbuf.len() + n) };
+          self.read_any = true;
           self.scan()?;
           budget = budget.saturating_sub(n);
           // A short read emptied the socket: asking again would only return EAGAIN, one wasted system
@@ -803,6 +906,11 @@ impl State {
         Err(e) => out.end = Some(end_of(e)),
       }
     }
+    if std::mem::take(&mut self.read_any) && self.spin.waiting() {
+      // The answer came while waiting awake.
+      self.spin.answered();
+      self.stop_idle();
+    }
     if out.end.is_none() && self.closing && !self.has_output() {
       // A graceful close waited for the queue; it is empty now.
       out.end = Some(End::Eof);
@@ -865,6 +973,7 @@ fn finish(state: &Shared) {
   }
   let handle = std::mem::replace(&mut s.handle, ptr::null_mut());
   let cleanup_arg = std::mem::replace(&mut s.cleanup_arg, ptr::null());
+  s.close_idle();
   // SAFETY: the handle is open; the env is alive because we are on its JS thread outside teardown.
   unsafe {
     uv::uv_poll_stop(handle);
@@ -909,6 +1018,7 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
   s.lent = None;
   if !s.handle.is_null() {
     let handle = std::mem::replace(&mut s.handle, ptr::null_mut());
+    s.close_idle();
     // SAFETY: the handle is open.
     unsafe {
       uv::uv_poll_stop(handle);
@@ -916,6 +1026,17 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
     }
     s.close_held_fds();
     transport::close(s.fd);
+  }
+}
+
+/// A turn of the loop while waiting awake: stops at the end of the window.
+unsafe extern "C" fn on_idle(handle: *mut c_void) {
+  // SAFETY: `data` holds a live Rc for as long as the handle is open.
+  let state = unsafe { &*((*(handle as *mut uv::HandleHead)).data as *const RefCell<State>) };
+  if let Ok(mut s) = state.try_borrow_mut() {
+    if !s.spin.tick(Instant::now()) {
+      s.stop_idle();
+    }
   }
 }
 
@@ -1134,6 +1255,11 @@ mod tests {
       closing: false,
       done: false,
       cleanup_arg: ptr::null(),
+      spin: Spin::new(0, 1),
+      idle: ptr::null_mut(),
+      idle_started: false,
+      spin_seen: 0,
+      read_any: false,
     }
   }
 
