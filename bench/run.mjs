@@ -6,7 +6,7 @@
 //   node bench/run.mjs [--reps N] [--only id,id] [--scenarios 1,2,4a|p2c,...] [--quick]
 //
 // Implementation ids: native-advanced native-json node-json node-advanced
-// bun-json bun-advanced node-stream floor. --quick uses 1/10 of the message counts and
+// bun-json bun-advanced node-stream floor (floor also gives floor-spin). --quick uses 1/10 of the message counts and
 // smaller payloads (for checking the harness, not for figures).
 import {spawn, spawnSync} from 'node:child_process';
 import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
@@ -255,6 +255,10 @@ implementations.push({
 });
 const floor = {id: 'floor', label: 'raw floor (Rust)', skipped: wanted('floor') ? null : 'not selected'};
 implementations.push(floor);
+// The same program's ping-pong with both processes polling the socket instead of sleeping: the floor for waiting
+// awake, which native-ipc does after a write (see src/spin.rs).
+const floorSpin = {id: 'floor-spin', label: 'raw floor, busy-polling (Rust)', only: ['pingpong'], skipped: floor.skipped};
+implementations.push(floorSpin);
 for (const impl of implementations) impl.scenarios = {};
 
 const started = process.hrtime.bigint();
@@ -263,7 +267,7 @@ if (!bun) console.log('bun: not installed, skipped');
 else console.log(`bun: ${bun.version} (${rel(bun.path)})`);
 if (nativeProblem) console.log(`native-ipc: not usable, skipped — ${nativeProblem}`);
 
-// The raw floor: one process measures its three scenarios.
+// The raw floor: one process measures its scenarios (and the busy-polling ping-pong).
 if (!floor.skipped) {
 	process.stdout.write('floor: building bench/floor (cargo build --release) … ');
 	const built = buildFloor();
@@ -271,6 +275,7 @@ if (!floor.skipped) {
 		console.log('failed, skipped');
 		console.log(built.error);
 		floor.skipped = built.error.split('\n')[0];
+		floorSpin.skipped = floor.skipped;
 	} else {
 		console.log('ok');
 		const r = spawnSync(
@@ -280,14 +285,15 @@ if (!floor.skipped) {
 		);
 		if (r.status !== 0) {
 			floor.skipped = `floor run failed: ${(r.stderr || String(r.error)).trim().split('\n')[0]}`;
+			floorSpin.skipped = floor.skipped;
 			console.log(floor.skipped);
 		} else {
 			const out = JSON.parse(r.stdout);
-			const ids = {s1: 'p2c', s3: 'pingpong', s4b: 'echoBuffer'};
-			for (const [key, id] of Object.entries(ids)) {
-				floor.scenarios[id] = {median: out[key].median, samples: out[key].samples};
+			const ids = {s1: [floor, 'p2c'], s3: [floor, 'pingpong'], s3spin: [floorSpin, 'pingpong'], s4b: [floor, 'echoBuffer']};
+			for (const [key, [impl, id]] of Object.entries(ids)) {
+				impl.scenarios[id] = {median: out[key].median, samples: out[key].samples};
 				const s = SCENARIOS.find(x => x.id === id);
-				console.log(`  [${s.n} ${s.title}] raw floor (Rust): ${formatValue(s, out[key].median)} ${s.unit}`);
+				console.log(`  [${s.n} ${s.title}] ${impl.label}: ${formatValue(s, out[key].median)} ${s.unit}`);
 			}
 		}
 	}
@@ -297,7 +303,7 @@ if (!floor.skipped) {
 // (see runJob), so that the ratios of one run compare samples taken within seconds of each other.
 for (const scenario of scenarios) {
 	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
-	const active = implementations.filter(impl => !(impl.skipped || impl.id === 'floor' || (impl.only && !impl.only.includes(scenario.id))));
+	const active = implementations.filter(impl => !(impl.skipped || impl === floor || impl === floorSpin || (impl.only && !impl.only.includes(scenario.id))));
 	const job = impl => ({scenario: scenario.id, serialization: impl.serialization, reps: opts.reps, ...sizes});
 	const runs = new Map(active.map(impl => [impl, {seconds: 0, result: undefined}]));
 	const timed = async (impl, work) => {
@@ -370,6 +376,7 @@ const ratios = [
 	{label: 'native-ipc ÷ Node json', of: 'native-advanced', to: 'node-json'},
 	{label: 'native-ipc ÷ Node advanced', of: 'native-advanced', to: 'node-advanced'},
 	{label: 'native-ipc ÷ raw floor', of: 'native-advanced', to: 'floor'},
+	{label: 'native-ipc ÷ busy-polling floor', of: 'native-advanced', to: 'floor-spin'},
 	{label: 'native-ipc ÷ Node raw stream floor', of: 'native-advanced', to: 'node-stream'},
 	{label: 'native-ipc json ÷ Node json', of: 'native-json', to: 'node-json'},
 	{label: 'native-ipc ÷ Bun json', of: 'native-advanced', to: 'bun-json'},

@@ -123,6 +123,7 @@ const COLORS = {
 	'native-advanced': '#d9480f',
 	'native-json': '#f08c00',
 	floor: '#495057',
+	'floor-spin': '#868e96',
 	'node-json': '#1971c2',
 	'node-advanced': '#74c0fc',
 	'bun-json': '#2f9e44',
@@ -191,7 +192,7 @@ export function svgChart(results) {
 		parts.push(text(10, 20, 'native-ipc ÷ …', 'font-size="13" font-weight="600" fill="#212529"'));
 		parts.push(text(panelW - 20, 20, '↑ throughput, ↓ time and memory', 'font-size="11" text-anchor="end" fill="#868e96"'));
 		results.ratios.forEach((r, c) => {
-			const short = {'node-json': 'Node json', 'node-advanced': 'Node adv.', floor: 'floor', 'node-stream': 'stream', 'bun-json': 'Bun json', 'bun-advanced': 'Bun adv.'};
+			const short = {'node-json': 'Node json', 'node-advanced': 'Node adv.', floor: 'floor', 'floor-spin': 'spin floor', 'node-stream': 'stream', 'bun-json': 'Bun json', 'bun-advanced': 'Bun adv.'};
 			const name = r.of === 'native-json' ? 'json÷json' : (short[r.to] ?? r.to);
 			parts.push(text(60 + c * colW + colW - 8, titleH + 8, name, 'font-size="10.5" text-anchor="end" font-weight="600" fill="#495057"'));
 		});

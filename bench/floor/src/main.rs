@@ -11,6 +11,9 @@
 //!   s1  one-way small messages, parent -> child, buffered writes; the child
 //!       decodes every message and replies once with the count (msgs/s)
 //!   s3  ping-pong with one small message in flight, blocking reads (µs/RT)
+//!   s3spin  the same, but both processes busy-poll the socket instead of
+//!       sleeping in read() (a core each, all the time): the floor for a
+//!       channel that waits awake for answers, as native-ipc does
 //!   s4b a 16 MiB binary payload echoed child-ward and back (MiB/s, counting
 //!       the bytes of both directions)
 //!
@@ -18,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::unix::io::FromRawFd;
+use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -183,20 +186,45 @@ fn one_way(cfg: &Config) -> f64 {
 
 // ---------------------------------------------------------------- s3 -------
 
-fn ping_pong(cfg: &Config) -> f64 {
+/// Waits until `fd` is readable (or closed) without sleeping: polls with a zero timeout until it is.
+fn spin_until_readable(fd: RawFd) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout.
+    while unsafe { libc::poll(&mut pfd, 1, 0) } == 0 {
+        std::hint::spin_loop();
+    }
+}
+
+/// Before a read that would sleep: with `spin`, wait awake instead.
+fn before_read<R: Read>(spin: bool, reader: &BufReader<R>, fd: RawFd) {
+    if spin && reader.buffer().is_empty() {
+        spin_until_readable(fd);
+    }
+}
+
+fn ping_pong(cfg: &Config, spin: bool) -> f64 {
     let n = cfg.round_trips;
-    let (stream, pid) = spawn_child(|stream| {
+    let (stream, pid) = spawn_child(move |stream| {
+        let fd = stream.as_raw_fd();
         let mut writer = stream.try_clone().expect("clone");
         let mut reader = BufReader::with_capacity(IO_BUFFER, stream);
         let mut body = Vec::new();
         let mut frame = Vec::new();
-        while read_frame(&mut reader, &mut body) {
+        while {
+            before_read(spin, &reader, fd);
+            read_frame(&mut reader, &mut body)
+        } {
             let msg: Small = rmp_serde::from_slice(&body).expect("decode");
             encode_frame(&msg, &mut frame);
             writer.write_all(&frame).expect("echo");
         }
     });
 
+    let fd = stream.as_raw_fd();
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::with_capacity(IO_BUFFER, stream.try_clone().expect("clone"));
     let mut frame = Vec::new();
@@ -210,6 +238,7 @@ fn ping_pong(cfg: &Config) -> f64 {
         };
         encode_frame(&msg, &mut frame);
         writer.write_all(&frame).expect("write");
+        before_read(spin, &reader, fd);
         assert!(read_frame(&mut reader, &mut body), "child closed early");
         let back: Small = rmp_serde::from_slice(&body).expect("decode");
         assert_eq!(back.i, i);
@@ -292,16 +321,18 @@ fn json_entry(id: &str, unit: &str, samples: &[f64]) -> String {
 fn main() {
     let cfg = parse_args();
     let s1: Vec<f64> = (0..cfg.reps).map(|_| one_way(&cfg)).collect();
-    let s3: Vec<f64> = (0..cfg.reps).map(|_| ping_pong(&cfg)).collect();
+    let s3: Vec<f64> = (0..cfg.reps).map(|_| ping_pong(&cfg, false)).collect();
+    let s3spin: Vec<f64> = (0..cfg.reps).map(|_| ping_pong(&cfg, true)).collect();
     let s4b: Vec<f64> = (0..cfg.reps).map(|_| echo(&cfg)).collect();
     println!(
-        "{{\"messages\":{},\"roundTrips\":{},\"echoBytes\":{},\"reps\":{},{},{},{}}}",
+        "{{\"messages\":{},\"roundTrips\":{},\"echoBytes\":{},\"reps\":{},{},{},{},{}}}",
         cfg.messages,
         cfg.round_trips,
         cfg.echo_bytes,
         cfg.reps,
         json_entry("s1", "msgs/s", &s1),
         json_entry("s3", "µs/round trip", &s3),
+        json_entry("s3spin", "µs/round trip", &s3spin),
         json_entry("s4b", "MiB/s", &s4b),
     );
 }
