@@ -157,6 +157,29 @@ test('reject vectors: the JS codec refuses each with ERR_IPC_BAD_PAYLOAD, closin
   assert.deepEqual(problems, []);
 });
 
+test('reject vectors in the middle of a batch read by one getEachMessage() loop: the messages before it arrive, then the loop fails with ERR_IPC_BAD_PAYLOAD', async () => {
+  // One write: three good messages, the bad one and a good one after it reach the parent in one batch, which a
+  // lone getEachMessage() loop (no ipcOutput) takes on the channel's run path (codec.beginRun/runValue).
+  const good = [0, 1, 2].map((n) => frame(KIND.message, Buffer.from([n])));
+  const problems = [];
+  for (const v of vectors.filter((v) => v.kind === 'reject' || v.kind === 'reject-js')) {
+    const bytes = Buffer.concat([hello(), ...good, frame(KIND.message, v.bytes), frame(KIND.message, Buffer.from([0xc3]))]);
+    const subprocess = rawPeer(bytes, 'eof', {buffer: false});
+    const received = [];
+    let failure;
+    try {
+      for await (const message of subprocess.getEachMessage()) received.push(message);
+    } catch (error) {
+      failure = error;
+    }
+    if (!isDeepStrictEqual(received, [0, 1, 2])) problems.push(`${v.name}: delivered ${inspect(received)}`);
+    // The parent's loop fails with the subprocess's failure, whose cause is the channel's error.
+    if (failure?.cause?.code !== 'ERR_IPC_BAD_PAYLOAD') problems.push(`${v.name}: the loop ended with ${inspect(failure)}`);
+    await settle(subprocess);
+  }
+  assert.deepEqual(problems, []);
+});
+
 test('nesting beyond the depth limit (10001 arrays, 10001 Sets) is refused with ERR_IPC_BAD_PAYLOAD', async () => {
   assert.deepEqual(await expectBadPayload(Buffer.concat([Buffer.alloc(10_000, 0x91), Buffer.from([0x90])])), []);
   // Set inside Set: each level's payload is the next level's whole encoding, so lengths grow outward.

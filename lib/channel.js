@@ -110,6 +110,7 @@ class Channel {
     this.serialization = serialization;
     this.encodeValue = serialization === 'json' ? codec.encodeJson : codec.encodeAdvanced;
     this.decodeValue = serialization === 'json' ? codec.decodeJson : codec.decodeAdvanced;
+    this.advanced = serialization !== 'json';
     this.maxMessageSize = maxMessageSize;
     this.writer = new codec.Writer();
     this.writer.onLargeBuffer = adviseHugePages;
@@ -569,6 +570,24 @@ class Channel {
       // parent's collector, if any, has nothing to do), so a run of MESSAGE frames goes straight to it. Nothing
       // in this loop runs user code, so that stays true for the whole run.
       const iterator = iterators[0];
+      if (this.advanced && codec.beginRun(frames)) {
+        // The decoder is set up once for the whole run (~150 instructions a small message fewer).
+        while (p < total && frames[p + 4] === KIND_MESSAGE) {
+          const start = p + HEADER;
+          const end = start + frameLength(frames, p);
+          let value;
+          try {
+            value = codec.runValue(start, end);
+          } catch (error) {
+            codec.endRun();
+            this.fail(error);
+            return;
+          }
+          iterator.push(value);
+          p = end;
+        }
+        codec.endRun();
+      }
       const decode = this.decodeValue;
       while (p < total && frames[p + 4] === KIND_MESSAGE) {
         const start = p + HEADER;

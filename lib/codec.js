@@ -2241,6 +2241,38 @@ function decodeReset() {
   releaseLargeSource();
 }
 
+// A run of messages from one buffer (the channel's batch): the decoder state is set up once for the run, not
+// once a message, and a message's own checks are left to the caller, who sliced the frames.
+var runRefs = 0;
+
+/** Starts a run over `buf`; false if a decode is under way (decode message by message then). */
+function beginRun(buf) {
+  if (src !== EMPTY) return false;
+  src = buf;
+  runRefs = 0;
+  return true;
+}
+
+/** Decodes the value in [start, end) of the run's buffer; a failure is ERR_IPC_BAD_PAYLOAD (call endRun()). */
+function runValue(start, end) {
+  if (nRefs > runRefs) runRefs = nRefs;
+  spos = start; send = end; sbase = start; nRefs = 0;
+  let v;
+  try {
+    v = read(1);
+  } catch (e) {
+    throw publicDecodeError(e);
+  }
+  if (spos !== end) throw publicDecodeError(bad('trailing bytes after the value'));
+  return v;
+}
+
+/** Ends a run, dropping every reference the decoder held. */
+function endRun() {
+  if (runRefs > nRefs) nRefs = runRefs;
+  decodeReset();
+}
+
 function publicDecodeError(e) {
   if (e !== null && typeof e === 'object' && e.code === 'ERR_IPC_BAD_PAYLOAD') return e;
   if (isStackOverflow(e)) return badPayload('value nested too deeply (the JavaScript stack was exhausted)');
@@ -2351,6 +2383,9 @@ function decodeJson(buf, start, end) {
 
 module.exports = {
   useSource,
+  beginRun,
+  runValue,
+  endRun,
   Writer,
   useExternalStrings,
   encodeAdvanced,
