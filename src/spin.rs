@@ -65,19 +65,21 @@ impl Spin {
   }
 
   /// This side's bytes all reached the kernel: returns whether to wait awake until `now + window`. A window
-  /// already open is extended and counts once.
+  /// already open is not extended: a side that keeps writing without answers (a stream) sees its windows pass
+  /// and backs off, rather than never letting its loop sleep.
   pub fn wrote(&mut self, now: Instant) -> bool {
     if !self.enabled() {
       return false;
     }
-    if self.until.is_none() {
-      if self.skip > 0 {
-        self.skip -= 1;
-        self.stats.skipped += 1;
-        return false;
-      }
-      self.stats.armed += 1;
+    if self.until.is_some() {
+      return true;
     }
+    if self.skip > 0 {
+      self.skip -= 1;
+      self.stats.skipped += 1;
+      return false;
+    }
+    self.stats.armed += 1;
     self.until = Some(now + self.window);
     true
   }
@@ -144,12 +146,11 @@ mod tests {
   }
 
   #[test]
-  fn an_answer_within_the_window_is_a_hit_and_a_write_extends_it() {
+  fn an_answer_within_the_window_is_a_hit() {
     let now = Instant::now();
     let mut spin = Spin::new(50, 2);
     assert!(spin.wrote(now));
-    assert!(spin.wrote(later(now, 40)));
-    assert!(spin.tick(later(now, 80)));
+    assert!(spin.tick(later(now, 40)));
     spin.answered();
     assert!(!spin.waiting());
     assert_eq!(
@@ -161,6 +162,17 @@ mod tests {
         skipped: 0
       }
     );
+  }
+
+  #[test]
+  fn writes_while_waiting_do_not_extend_the_window() {
+    let now = Instant::now();
+    let mut spin = Spin::new(50, 2);
+    assert!(spin.wrote(now));
+    assert!(spin.wrote(later(now, 40)));
+    assert!(!spin.tick(later(now, 50)));
+    assert_eq!(spin.stats().armed, 1);
+    assert_eq!(spin.stats().misses, 1);
   }
 
   #[test]
