@@ -2253,8 +2253,11 @@ function beginRun(buf) {
   return true;
 }
 
-/** Decodes the value in [start, end) of the run's buffer; a failure is ERR_IPC_BAD_PAYLOAD (call endRun()). */
-function runValue(start, end) {
+/**
+ * Decodes the value in [start, end) of the run's buffer `buf` (the one given to beginRun: the signature is
+ * decodeAdvanced's); a failure is ERR_IPC_BAD_PAYLOAD (call endRun()).
+ */
+function runValue(buf, start, end) {
   if (nRefs > runRefs) runRefs = nRefs;
   spos = start; send = end; sbase = start; nRefs = 0;
   let v;
