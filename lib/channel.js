@@ -43,8 +43,8 @@ const DEFAULT_MAX_MESSAGE_SIZE = 512 * 1024 * 1024;
 // A message always fits an empty queue, whatever its size.
 const MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
-// After a write, how long (in microseconds) the loop stays awake for the answer before it sleeps (see src/spin.rs). Set by
-// this environment variable, which children inherit: 0 turns waiting awake off.
+// After a write, how long (in microseconds) the loop stays awake for the answer before it sleeps (see
+// src/spin.rs). Set by this environment variable, which children inherit: 0 turns waiting awake off.
 const SPIN_ENV = 'NATIVE_IPC_SPIN_US';
 const DEFAULT_SPIN_US = 50;
 const MAX_SPIN_US = 1000;

@@ -264,13 +264,13 @@ pub fn open_channel(
     unsafe { libc::free(handle) };
     return Err(ChannelError::Uv(uv::strerror(rc)).into());
   }
-  let cpus = available_cpus();
-  let idle = if Spin::new(spin_us, cpus).enabled() {
+  let spin = Spin::new(spin_us, available_cpus());
+  // Without its idle handle (off, or libuv refused one) the channel never waits awake (see update_spin).
+  let idle = if spin.enabled() {
     open_idle(event_loop.cast())
   } else {
     ptr::null_mut()
   };
-  let spin = Spin::new(if idle.is_null() { 0 } else { spin_us }, cpus);
   let hello = framing::hello_frame(mode);
   let hello_len = hello.len() as u64;
   let state = Rc::new(RefCell::new(State {

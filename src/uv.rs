@@ -37,16 +37,20 @@ extern "C" {
   fn uv_strerror(err: c_int) -> *const std::os::raw::c_char;
 }
 
-/// Allocates zeroed memory for one `uv_poll_t`; freed with `libc::free` in the close callback.
-pub fn alloc_poll() -> *mut c_void {
+/// Allocates zeroed memory for one handle of libuv type `kind`; freed with `libc::free` in the close callback.
+fn alloc_handle(kind: c_int) -> *mut c_void {
   // SAFETY: uv_handle_size is a pure lookup; calloc returns zeroed memory or null.
-  unsafe { libc::calloc(1, uv_handle_size(UV_POLL)) }
+  unsafe { libc::calloc(1, uv_handle_size(kind)) }
 }
 
-/// Allocates zeroed memory for one `uv_idle_t`; freed with `libc::free` in the close callback.
+/// Zeroed memory for one `uv_poll_t`.
+pub fn alloc_poll() -> *mut c_void {
+  alloc_handle(UV_POLL)
+}
+
+/// Zeroed memory for one `uv_idle_t`.
 pub fn alloc_idle() -> *mut c_void {
-  // SAFETY: as in alloc_poll.
-  unsafe { libc::calloc(1, uv_handle_size(UV_IDLE)) }
+  alloc_handle(UV_IDLE)
 }
 
 /// libuv's text for an error number.
