@@ -1,7 +1,7 @@
 //! When to keep the event loop awake for the peer's answer.
 //!
 //! A round trip between two processes that sleep in `epoll_wait` pays two wake-ups, and on this kind of
-//! machine (a 2-vCPU VM) waking an idle vCPU costs 30–40 µs, far more than the work of a small message. So
+//! machine (a 2-vCPU VM) waking an idle vCPU costs 30–55 µs, far more than the work of a small message. So
 //! after this side wrote something and the kernel took all of it, the channel keeps the loop polling, without
 //! sleeping, for a short window (50 µs by default): an answer that comes within it is read at once. The loop
 //! keeps turning (timers, immediates and other I/O run as usual); it only does not sleep.
@@ -21,7 +21,7 @@ const MISSES_BEFORE_BACKOFF: u32 = 2;
 /// The most chances let go by after a run of misses (2^10).
 const MAX_BACKOFF_SHIFT: u32 = 10;
 
-/// Counters for tests and diagnostics: windows opened, answered, passed, and chances let go by.
+/// Counters for tests and diagnostics: windows opened, answered, passed, and chances let go by. They wrap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SpinStats {
   pub armed: u32,
@@ -76,10 +76,10 @@ impl Spin {
     }
     if self.skip > 0 {
       self.skip -= 1;
-      self.stats.skipped += 1;
+      self.stats.skipped = self.stats.skipped.wrapping_add(1);
       return false;
     }
-    self.stats.armed += 1;
+    self.stats.armed = self.stats.armed.wrapping_add(1);
     self.until = Some(now + self.window);
     true
   }
@@ -88,7 +88,7 @@ impl Spin {
   pub fn answered(&mut self) {
     if self.until.take().is_some() {
       self.misses_in_row = 0;
-      self.stats.hits += 1;
+      self.stats.hits = self.stats.hits.wrapping_add(1);
     }
   }
 
@@ -98,8 +98,8 @@ impl Spin {
       Some(until) if now < until => true,
       Some(_) => {
         self.until = None;
-        self.stats.misses += 1;
-        self.misses_in_row += 1;
+        self.stats.misses = self.stats.misses.wrapping_add(1);
+        self.misses_in_row = self.misses_in_row.saturating_add(1);
         if self.misses_in_row >= MISSES_BEFORE_BACKOFF {
           let shift = (self.misses_in_row - MISSES_BEFORE_BACKOFF).min(MAX_BACKOFF_SHIFT);
           self.skip = 1 << shift;
