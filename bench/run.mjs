@@ -6,8 +6,8 @@
 //   node bench/run.mjs [--reps N] [--only id,id] [--scenarios 1,2,4a|p2c,...] [--quick]
 //
 // Implementation ids: native-advanced native-json node-json node-advanced
-// bun-json bun-advanced node-stream floor (floor also gives floor-spin). --quick uses 1/10 of the message counts and
-// smaller payloads (for checking the harness, not for figures).
+// bun-json bun-advanced node-stream floor (floor also gives floor-spin). --quick uses 1/10 of the
+// message counts and smaller payloads (for checking the harness, not for figures).
 import {spawn, spawnSync} from 'node:child_process';
 import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
 import {cpus, release, loadavg} from 'node:os';
@@ -257,7 +257,14 @@ const floor = {id: 'floor', label: 'raw floor (Rust)', skipped: wanted('floor') 
 implementations.push(floor);
 // The same program's ping-pong with both processes polling the socket instead of sleeping: the floor for waiting
 // awake, which native-ipc does after a write (see src/spin.rs).
-const floorSpin = {id: 'floor-spin', label: 'raw floor, busy-polling (Rust)', only: ['pingpong'], skipped: floor.skipped};
+const floorSpin = {
+	id: 'floor-spin',
+	label: 'raw floor, busy-polling (Rust)',
+	only: ['pingpong'],
+	get skipped() {
+		return floor.skipped;
+	},
+};
 implementations.push(floorSpin);
 for (const impl of implementations) impl.scenarios = {};
 
@@ -275,7 +282,6 @@ if (!floor.skipped) {
 		console.log('failed, skipped');
 		console.log(built.error);
 		floor.skipped = built.error.split('\n')[0];
-		floorSpin.skipped = floor.skipped;
 	} else {
 		console.log('ok');
 		const r = spawnSync(
@@ -285,7 +291,6 @@ if (!floor.skipped) {
 		);
 		if (r.status !== 0) {
 			floor.skipped = `floor run failed: ${(r.stderr || String(r.error)).trim().split('\n')[0]}`;
-			floorSpin.skipped = floor.skipped;
 			console.log(floor.skipped);
 		} else {
 			const out = JSON.parse(r.stdout);

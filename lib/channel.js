@@ -88,10 +88,10 @@ const captureExecutor = (resolve, reject) => {
 };
 
 /**
- * The promise the sends of one flush share (`end` 0 until a send joins it; a handle's send has one of its own). Made when the batch before it is
- * handed over, not by the first send of the next: anything a send did only once a flush (constructing the
- * promise, even reading a spare one) was too rare for V8 to have recorded when it optimized send(), and met
- * there it threw a fresh sender's optimized send path away.
+ * The promise the sends of one flush share (`end` 0 until a send joins it; a handle's send has one of its own).
+ * Made when the batch before it is handed over, not by the first send of the next: anything a send did only once
+ * a flush (constructing the promise, even reading a spare one) was too rare for V8 to have recorded when it
+ * optimized send(), and met there it threw a fresh sender's optimized send path away.
  */
 function newBatch() {
   const promise = new Promise(captureExecutor);

@@ -85,10 +85,10 @@ struct State {
   /// The pointer given to the env cleanup hook (an `Rc` of this state), while registered.
   cleanup_arg: *const RefCell<State>,
   /// Whether to keep the loop awake for the peer's answer after a write (see `spin.rs`), and the `uv_idle_t`
-  /// that does it (null when off or closed). While started, libuv polls without sleeping.
+  /// that does it (null when off or closed), started exactly while the policy is waiting: libuv then polls
+  /// without sleeping.
   spin: Spin,
   idle: *mut c_void,
-  idle_started: bool,
   /// `written` when the waiting policy last looked at it.
   spin_seen: u64,
   /// Bytes arrived since `service` last looked.
@@ -302,7 +302,6 @@ pub fn open_channel(
     cleanup_arg: ptr::null(),
     spin,
     idle,
-    idle_started: false,
     // The handshake is no message: nothing answers it soon.
     spin_seen: hello_len,
     read_any: false,
@@ -747,23 +746,17 @@ impl State {
     self.update_spin();
   }
 
-  /// Opens (or extends) a window to wait awake for the answer when this side's bytes all reached the kernel
-  /// since the last look (see `spin.rs`).
+  /// Opens a window to wait awake for the answer when this side's bytes all reached the kernel since the last
+  /// look (see `spin.rs`).
   fn update_spin(&mut self) {
     if self.idle.is_null() {
       return;
     }
     let wrote = self.written > self.spin_seen;
     self.spin_seen = self.written;
-    if wrote
-      && !self.has_output()
-      && !self.closing
-      && self.spin.wrote(Instant::now())
-      && !self.idle_started
-    {
-      // SAFETY: the idle handle is initialised and open (not null).
+    if wrote && !self.has_output() && !self.closing && self.spin.wrote(Instant::now()) {
+      // SAFETY: the idle handle is initialised and open (not null). Starting a started handle does nothing.
       unsafe { uv::uv_idle_start(self.idle, on_idle) };
-      self.idle_started = true;
     }
   }
 
@@ -779,10 +772,9 @@ impl State {
   }
 
   fn stop_idle(&mut self) {
-    if self.idle_started {
-      // SAFETY: the idle handle is open: it is stopped before it is closed.
+    if !self.idle.is_null() {
+      // SAFETY: the idle handle is open (it is stopped before it is closed). Stopping a stopped one does nothing.
       unsafe { uv::uv_idle_stop(self.idle) };
-      self.idle_started = false;
     }
   }
 
@@ -1257,7 +1249,6 @@ mod tests {
       cleanup_arg: ptr::null(),
       spin: Spin::new(0, 1),
       idle: ptr::null_mut(),
-      idle_started: false,
       spin_seen: 0,
       read_any: false,
     }
