@@ -3,7 +3,7 @@
 // parent and child there: the child reports how each module was compiled, and answers over the channel.
 import assert from 'node:assert/strict';
 import {execFile} from 'node:child_process';
-import {cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs';
+import {cpSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
@@ -40,9 +40,9 @@ const copyPackage = async () => {
     `const {sendMessage, getOneMessage} = require('./index.js');
 (async () => {
   await sendMessage(await getOneMessage());
-  let error;
-  try { await sendMessage('x', {strict: 'yes'}); } catch (e) { error = e.message; }
-  await sendMessage({outcomes: require('./lib/load.js').outcomes, error});
+  let error, stack;
+  try { await sendMessage('x', {strict: 'yes'}); } catch (e) { error = e.message; stack = e.stack; }
+  await sendMessage({outcomes: require('./lib/load.js').outcomes, error, stack});
 })();
 `,
   );
@@ -97,6 +97,21 @@ test('a module edited after the cache was written runs its new source, even at t
   assert.match(report.error, /`strict` option must be a BOOLEAN/);
   assert.equal(report.outcomes['validate.js'], 'compiled');
   assert.equal(report.outcomes['codec.js'], 'cached');
+});
+
+test('a package moved after its cache was written names its own files in stack traces, and the channel works', async () => {
+  const built = await copyPackage();
+  const moved = path.join(work, `moved-${copies++}`);
+  renameSync(built, moved);
+  const report = await exchange(moved);
+  assert.equal(report.echoed, true);
+  assert.match(report.error, /`strict` option must be a boolean/);
+  assert.ok(report.stack.includes(path.join(moved, 'lib', 'validate.js')), report.stack);
+  assert.ok(!report.stack.includes(built), report.stack);
+  // Where V8 keeps the file name it cached code under (Node 20) the moved copy compiles; elsewhere it is served.
+  const outcomes = new Set(CHILD_MODULES.map((name) => report.outcomes[name]));
+  assert.equal(outcomes.size, 1);
+  assert.ok(outcomes.has('cached') || outcomes.has('compiled'), [...outcomes].join());
 });
 
 test('a cache file cut short is ignored: every module compiles and the channel works', async () => {

@@ -8,8 +8,10 @@
 // architecture in code-cache/, holding each module's source and the code V8 produced for it in a real parent
 // and child. A module is served from the cache only when its source is byte for byte the cached one (V8
 // itself would accept code cached for any source of the same length) and V8 accepts the code (same version,
-// same flags); otherwise it is compiled as Node would. A cache file that is missing, cut short or unreadable
-// is ignored. Every module is registered in require.cache, so a plain require() of one gets this instance.
+// same flags); otherwise it is compiled as Node would. On a V8 that keeps the file name code was cached under
+// (Node 20), the cache serves only the directory it was written in: a moved package compiles, so that its stack
+// traces name its own files. A cache file that is missing, cut short or unreadable is ignored. Every module is
+// registered in require.cache, so a plain require() of one gets this instance.
 // (Scripts compiled here have no dynamic import(); a module that needs one must be loaded by require().)
 //
 // The addon reads the files (src/code_cache.rs): Node's fs would run JavaScript that Node compiles on first

@@ -98,9 +98,11 @@ pub struct ModuleCode {
   pub code: Option<Buffer>,
 }
 
-/// Reads `sourceFile` (the module `name`) and looks it up in `cacheFile`, which is read once per process.
-/// The code comes only when the cached source is byte for byte this one: V8 would accept code made for any
-/// source of the same length.
+/// Reads `sourceFile` (the module `name`) and looks it up in `cacheFile`, which is read once per process,
+/// under its name or its absolute path (scripts/code-cache.js stores the path where V8 keeps the file name
+/// a cached code was compiled under, so that a package moved elsewhere compiles rather than naming files of
+/// its old place in stack traces). The code comes only when the cached source is byte for byte this one: V8
+/// would accept code made for any source of the same length.
 #[napi(js_name = "loadModuleCode")]
 pub fn load_module_code(
   cache_file: String,
@@ -123,7 +125,9 @@ pub fn load_module_code(
   }
   let code = loaded.as_ref().and_then(|(_, file)| {
     let (file, entries) = file.as_ref()?;
-    let entry = entries.iter().find(|entry| entry.name == name)?;
+    let entry = entries
+      .iter()
+      .find(|entry| entry.name == name || entry.name == source_file)?;
     (file[entry.source.clone()] == bytes[..])
       .then(|| Buffer::from(file[entry.code.clone()].to_vec()))
   });
