@@ -62,7 +62,8 @@ console.log(JSON.stringify({echoed: JSON.stringify(echo) === JSON.stringify(payl
 };
 
 const exchange = async (dir, execArgv = []) => JSON.parse(await run([path.join(dir, 'parent.mjs'), JSON.stringify(execArgv)]));
-const cacheFileOf = (dir) => path.join(dir, 'code-cache', `v8-${process.versions.v8}-${process.arch}.bin`);
+const cacheFileOf = (dir) =>
+  path.join(dir, 'code-cache', `node-${process.version}-v8-${process.versions.v8}-${process.arch}.bin`);
 
 let pristine;
 before(async () => {

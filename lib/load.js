@@ -25,8 +25,13 @@ const vm = require('node:vm');
 const Module = typeof module.constructor?.createRequire === 'function' ? module.constructor : require('node:module');
 
 const CACHE_DIR = path.join(__dirname, '..', 'code-cache');
-/** The cache file for this V8 and architecture. */
-const cacheFile = (dir = CACHE_DIR) => path.join(dir, `v8-${process.versions.v8}-${process.arch}.bin`);
+/**
+ * The cache file for this Node release, V8 and architecture. The release is part of the name because V8's
+ * own check is not enough: Node 20.20.2 accepts code cached by 20.20.1 (same version tag and flags) although
+ * its security fix changed how that code is laid out, and running it crashes (nodejs/node#62781).
+ */
+const cacheFile = (dir = CACHE_DIR) =>
+  path.join(dir, `node-${process.version}-v8-${process.versions.v8}-${process.arch}.bin`);
 
 // The same parameters as Node's own CommonJS wrapper; the source starts on the first line, so line numbers
 // in stack traces stay right.

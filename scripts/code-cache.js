@@ -2,7 +2,8 @@
 'use strict';
 
 // Writes V8's code cache for native-ipc's modules (see lib/load.js), for the Node that runs this script:
-// code-cache/v8-<V8 version>-<arch>.bin. `npm run build` runs it after building the addon.
+// code-cache/node-<Node version>-v8-<V8 version>-<arch>.bin (see cacheFile in lib/load.js). `npm run build` runs
+// it after building the addon.
 //
 //   node scripts/code-cache.js [directory]    (default: ./code-cache)
 //
