@@ -153,13 +153,23 @@ const load = (name) => {
 
 module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};
 
-// This file is also the preload of every child that native-ipc's fork() starts (`--require`, before the user's
-// script): the channel end is adopted at once, so the descriptor and the environment variable never leak into
-// a grandchild, even when the script spawns one before it first uses the channel. (A separate preload file
-// was one more module for Node to resolve, read and compile in every child.) A process that has
-// the variable without the preload (spawn() of a Node script) adopts when it first loads native-ipc.
+// This file is also the preload of every child that native-ipc's fork() starts (`--require`, or through
+// preload.mjs with `--import`, before the user's script): the channel end is adopted at once, so the descriptor
+// and the environment variable never leak into a grandchild, even when the script spawns one before it first
+// uses the channel. (A separate CommonJS preload file was one more module for Node to resolve, read and
+// compile in every child.) A process that has the variable without the preload (spawn() of a Node script)
+// adopts when it first loads native-ipc.
 if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
   load('child.js').adopt();
+  // The flags that loaded this preload are fork()'s own: without them in process.execArgv, a process or worker
+  // this child starts with Node's fork() or a Worker (which pass process.execArgv on) does not load it again.
+  const argv = process.execArgv;
+  const esm = require('node:url').pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
+  for (let i = argv.length - 2; i >= 0; i--) {
+    if ((argv[i] === '--require' && argv[i + 1] === __filename) || (argv[i] === '--import' && argv[i + 1] === esm)) {
+      argv.splice(i, 2);
+    }
+  }
   // The public API, for index.mjs (see there): keyed by that file's path, so that another copy of native-ipc
   // in this process loads its own. Not enumerable; it holds only what require('native-ipc') returns anyway.
   const KEY = Symbol.for('native-ipc.preloaded');

@@ -6,7 +6,8 @@
 
 const childProcess = require('node:child_process');
 const path = require('node:path');
-const {fileURLToPath} = require('node:url');
+const {fileURLToPath, pathToFileURL} = require('node:url');
+const fs = require('node:fs');
 
 const {createSocketpair, closeFd} = require('./native.js');
 const {Channel, DEFAULT_MAX_MESSAGE_SIZE} = require('./channel.js');
@@ -20,9 +21,11 @@ const validate = require('./validate.js');
 const {nodeSend} = require('./node-style.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 
-// Every child that fork() starts loads lib/load.js with `--require`: it adopts the channel before the user's
-// script runs (see the end of load.js).
+// Every child that fork() starts loads lib/load.js before the user's script runs, and adopts the channel there
+// (see the end of load.js): with `--require`, or through lib/preload.mjs with `--import` when the script is an
+// ES module (see there).
 const PRELOAD = path.join(__dirname, 'load.js');
+const PRELOAD_ESM = pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
 const OWN_OPTIONS = [
   'ipc',
   'serialization',
@@ -162,6 +165,64 @@ const spawnOptionsOf = (options) => {
 };
 
 const EVAL_FLAGS = new Set(['-e', '--eval', '-p', '--print', '-pe']);
+const isOwnPreload = (flag, value) =>
+  (flag === '--require' && value === PRELOAD) || (flag === '--import' && value === PRELOAD_ESM);
+
+// directory -> whether the nearest package.json there says "type": "module"
+const moduleScopes = new Map();
+/** Whether the package scope of `directory` is "type": "module", as Node decides it for a .js entry. */
+const isModuleScope = (directory) => {
+  const visited = [];
+  let scope = false;
+  for (let dir = directory; ; ) {
+    const known = moduleScopes.get(dir);
+    if (known !== undefined) {
+      scope = known;
+      break;
+    }
+    visited.push(dir);
+    let text;
+    try {
+      text = fs.readFileSync(path.join(dir, 'package.json'), 'utf8');
+    } catch {}
+    if (text !== undefined) {
+      try {
+        scope = JSON.parse(text)?.type === 'module';
+      } catch {}
+      break;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir || dir.endsWith(`${path.sep}node_modules`)) {
+      break;
+    }
+    dir = parent;
+  }
+  for (const dir of visited) {
+    moduleScopes.set(dir, scope);
+  }
+  return scope;
+};
+
+/**
+ * How a child loads the preload: `--import` (lib/preload.mjs) when its script is an ES module and it runs this
+ * very Node (which has process.getBuiltinModule, from 20.16), `--require` otherwise. Either works for any
+ * script; the choice only saves a child work.
+ */
+const preloadFlags = (file, execPath, cwd) => {
+  const esm =
+    execPath === process.execPath &&
+    typeof process.getBuiltinModule === 'function' &&
+    (file.endsWith('.mjs') || (file.endsWith('.js') && isModuleScope(path.dirname(path.resolve(directoryOf(cwd), file)))));
+  return esm ? ['--import', PRELOAD_ESM] : ['--require', PRELOAD];
+};
+/** The `cwd` option as a path; '' (this process's) when it is not a valid one, which spawn() then reports. */
+const directoryOf = (cwd) => {
+  try {
+    return cwd instanceof URL ? fileURLToPath(cwd) : typeof cwd === 'string' ? cwd : '';
+  } catch {
+    return '';
+  }
+};
 
 /**
  * The parent's Node.js flags, without the code of `node -e`/`-p`: a child that inherited them would run
@@ -171,7 +232,7 @@ const inheritedExecArgv = () => {
   const flags = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
-    if (EVAL_FLAGS.has(argv[i]) || (argv[i] === '--require' && argv[i + 1] === PRELOAD)) {
+    if (EVAL_FLAGS.has(argv[i]) || isOwnPreload(argv[i], argv[i + 1])) {
       i++;
     } else if (!/^--(eval|print)=/.test(argv[i])) {
       flags.push(argv[i]);
@@ -190,7 +251,7 @@ const fork = (scriptPath, args, options) => {
   const execPath = opts.execPath ?? process.execPath;
   const execArgv = opts.execArgv ?? inheritedExecArgv();
   const settings = validateOptions('fork()', opts, true);
-  const preload = settings.ipc ? ['--require', PRELOAD] : [];
+  const preload = settings.ipc ? preloadFlags(file, execPath, opts.cwd) : [];
   const spawnOptions = spawnOptionsOf(opts);
   delete spawnOptions.execPath;
   delete spawnOptions.execArgv;

@@ -1,0 +1,93 @@
+// fork() loads native-ipc into the child before its script: with `--import lib/preload.mjs` when the script is an
+// ES module (.mjs, or .js under "type": "module") and the child runs this Node, with `--require lib/load.js`
+// otherwise. Real children in a temporary directory answer over the channel; the flags they were started with
+// are the subprocess's spawnargs (the preload takes them out of the child's process.execArgv).
+import {test, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {fork} from './helpers.mjs';
+
+const INDEX_MJS = new URL('../index.mjs', import.meta.url).href;
+const INDEX_JS = fileURLToPath(new URL('../index.js', import.meta.url));
+const LOAD_JS = fileURLToPath(new URL('../lib/load.js', import.meta.url));
+const IMPORT = ['--import', new URL('../lib/preload.mjs', import.meta.url).href];
+const REQUIRE = ['--require', LOAD_JS];
+
+const work = mkdtempSync(path.join(tmpdir(), 'native-ipc-preload-'));
+after(() => rmSync(work, {recursive: true, force: true}));
+
+// An ES module child: answers the first message with its flags, the message, and whether require() of
+// native-ipc gives the very object that `import` gave, with the preload registered in require.cache as
+// `--require` registers it (one instance of native-ipc, whichever loaded it first).
+const ESM_CHILD = `import {createRequire} from 'node:module';
+import nativeIpc, {getOneMessage, sendMessage} from ${JSON.stringify(INDEX_MJS)};
+const message = await getOneMessage();
+const require = createRequire(import.meta.url);
+const sameInstance = require(${JSON.stringify(INDEX_JS)}) === nativeIpc && require.cache[${JSON.stringify(LOAD_JS)}]?.loaded === true;
+await sendMessage({execArgv: process.execArgv, message, sameInstance});
+`;
+const CJS_CHILD = `const {getOneMessage, sendMessage} = require(${JSON.stringify(INDEX_JS)});
+(async () => {
+  const message = await getOneMessage();
+  await sendMessage({execArgv: process.execArgv, message, sameInstance: true});
+})();
+`;
+
+const write = (relative, text) => {
+  const file = path.join(work, relative);
+  mkdirSync(path.dirname(file), {recursive: true});
+  writeFileSync(file, text);
+  return file;
+};
+const files = {
+  mjs: write('child.mjs', ESM_CHILD),
+  cjs: write('child.cjs', CJS_CHILD),
+  typedJs: write(path.join('typed', 'nested', 'child.js'), ESM_CHILD),
+  plainJs: write(path.join('plain', 'child.js'), CJS_CHILD),
+};
+write(path.join('typed', 'package.json'), JSON.stringify({type: 'module'}));
+write(path.join('plain', 'package.json'), JSON.stringify({name: 'plain'}));
+
+/**
+ * Forks `file` (without this process's Node flags), sends it one message, and returns its answer once it exited,
+ * with the flags it was started with.
+ */
+const exchange = async (file, options) => {
+  const subprocess = fork(file, {execArgv: [], ...options});
+  const [answer] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage({hello: path.basename(file)})]);
+  await subprocess;
+  return {...answer, started: subprocess.spawnargs.slice(1, -1)};
+};
+
+test('an ES module script (.mjs, or .js under "type": "module") is preloaded with --import, a CommonJS one with --require, and each talks over the channel', async () => {
+  for (const [name, expected] of [
+    ['mjs', IMPORT],
+    ['typedJs', IMPORT],
+    ['cjs', REQUIRE],
+    ['plainJs', REQUIRE],
+  ]) {
+    const answer = await exchange(files[name]);
+    assert.deepEqual(answer.started, expected, name);
+    assert.deepEqual(answer.execArgv, [], name);
+    assert.deepEqual(answer.message, {hello: path.basename(files[name])}, name);
+    assert.equal(answer.sameInstance, true, name);
+  }
+});
+
+test('a relative script path is looked up from the cwd option, as the child will', async () => {
+  const answer = await exchange(path.join('nested', 'child.js'), {cwd: path.join(work, 'typed')});
+  assert.deepEqual(answer.started, IMPORT);
+  assert.deepEqual(answer.message, {hello: 'child.js'});
+});
+
+test('a child run by another Node binary (the execPath option) is preloaded with --require, even for an ES module', async () => {
+  const otherNode = path.join(work, 'other-node');
+  symlinkSync(process.execPath, otherNode);
+  const answer = await exchange(files.mjs, {execPath: otherNode});
+  assert.deepEqual(answer.started, REQUIRE);
+  assert.deepEqual(answer.execArgv, []);
+  assert.equal(answer.sameInstance, true);
+});
