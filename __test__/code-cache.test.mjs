@@ -3,7 +3,7 @@
 // parent and child there: the child reports how each module was compiled, and answers over the channel.
 import assert from 'node:assert/strict';
 import {execFile} from 'node:child_process';
-import {cpSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs';
+import {cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
@@ -23,6 +23,14 @@ const run = (args) =>
       } else {
         resolve(stdout);
       }
+    });
+  });
+
+/** Runs node with `args` and resolves with its exit code and output, whatever the code. */
+const runStatus = (args) =>
+  new Promise((resolve) => {
+    execFile(process.execPath, args, {encoding: 'utf8', timeout: TIMEOUT}, (error, stdout, stderr) => {
+      resolve({code: error === null ? 0 : error.code, stdout, stderr});
     });
   });
 
@@ -180,4 +188,26 @@ console.log(JSON.stringify(report));
   );
   const report = JSON.parse(await run([path.join(pristine, 'esm-parent.mjs'), new URL(`file://${other}/index.mjs`).href]));
   assert.deepEqual(report, {indexJsLoaded: false, sameAsRequire: true, copyIsOwn: true});
+});
+
+test("the package's postinstall step (--install) does nothing without the addon, and never fails an install", async () => {
+  const dir = path.join(work, `bare-${copies++}`);
+  for (const file of ['index.js', 'index.mjs', 'package.json', 'lib', 'scripts']) {
+    cpSync(path.join(root, file), path.join(dir, file), {recursive: true});
+  }
+  const script = path.join(dir, 'scripts', 'code-cache.js');
+  // A source checkout before `npm run build`: quietly nothing.
+  assert.deepEqual(await runStatus([script, '--install']), {code: 0, stdout: '', stderr: ''});
+  assert.equal(existsSync(path.join(dir, 'code-cache')), false);
+
+  // With the addon, but a module that does not compile: one line says why, and no cache is left; a build fails.
+  symlinkSync(path.join(root, 'native-ipc.linux-x64-gnu.node'), path.join(dir, 'native-ipc.linux-x64-gnu.node'));
+  writeFileSync(path.join(dir, 'lib', 'result.js'), 'this is not JavaScript');
+  const install = await runStatus([script, '--install']);
+  assert.equal(install.code, 0);
+  assert.match(install.stderr, /^code cache not written: [^\n]+\n$/);
+  assert.equal(existsSync(path.join(dir, 'code-cache')), false);
+  const build = await runStatus([script]);
+  assert.equal(build.code, 1);
+  assert.match(build.stderr, /^code cache not written: /);
 });

@@ -75,9 +75,11 @@ test('the tarballs carry the JS, the types and the loader, and the binary only i
   }
   const files = await readdir(installed);
   assert.deepEqual(
-    files.filter((name) => name.endsWith('.node') || ['src', '__test__', 'scripts', 'target', 'npm', 'Cargo.toml'].includes(name)),
+    files.filter((name) => name.endsWith('.node') || ['src', '__test__', 'target', 'npm', 'Cargo.toml'].includes(name)),
     [],
   );
+  // Of the scripts, only the code cache writer, which the package's postinstall runs.
+  assert.deepEqual(await readdir(path.join(installed, 'scripts')), ['code-cache.js']);
   const platformFiles = await readdir(path.join(project, 'node_modules', PLATFORM_PACKAGE));
   assert.deepEqual(platformFiles.sort(), ['README.md', `native-ipc.${PLATFORM}.node`, 'package.json']);
 });
@@ -136,6 +138,39 @@ const {getOneMessage, sendMessage} = require('native-ipc');
   assert.equal(output.ipcOutput, 1);
   assert.equal(output.sameModule, true);
   assert.deepEqual(output.binaries, [path.join(project, 'node_modules', PLATFORM_PACKAGE, `native-ipc.${PLATFORM}.node`)]);
+});
+
+test("the install wrote native-ipc's code cache for this Node and this directory: a child serves its modules from it, and its stack traces name the installed files", options, async () => {
+  const installed = path.join(project, 'node_modules', 'native-ipc');
+  const cacheFile = `node-${process.version}-v8-${process.versions.v8}-${process.arch}.bin`;
+  assert.deepEqual(await readdir(path.join(installed, 'code-cache')), [cacheFile]);
+  await writeFile(
+    path.join(project, 'cache-parent.mjs'),
+    `import {fork} from 'native-ipc';
+const child = fork(new URL('cache-child.cjs', import.meta.url));
+console.log(JSON.stringify(await child.getOneMessage()));
+await child;
+`,
+  );
+  await writeFile(
+    path.join(project, 'cache-child.cjs'),
+    `'use strict';
+const {sendMessage} = require('native-ipc');
+const loader = Object.values(require.cache).find((module) => module.filename.endsWith('/lib/load.js'));
+(async () => {
+  let stack;
+  try { await sendMessage('x', {strict: 'yes'}); } catch (error) { stack = error.stack; }
+  await sendMessage({outcomes: loader.exports.outcomes, stack});
+})();
+`,
+  );
+  const {stdout} = await run(process.execPath, ['cache-parent.mjs'], {cwd: project});
+  const report = JSON.parse(stdout);
+  const outcomes = Object.entries(report.outcomes);
+  assert.ok(outcomes.length >= 7, JSON.stringify(report.outcomes));
+  // lib/native.js finds the addon in the platform package with Node's require() (see lib/load.js).
+  assert.deepEqual(outcomes.filter(([name, outcome]) => outcome !== 'cached' && !(name === 'native.js' && outcome === 'required')), []);
+  assert.ok(report.stack.includes(path.join(installed, 'lib', 'validate.js')), report.stack);
 });
 
 test('a TypeScript parent and child compile against the installed types and run', options, async () => {
