@@ -47,9 +47,13 @@ const files = {
   cjs: write('child.cjs', CJS_CHILD),
   typedJs: write(path.join('typed', 'nested', 'child.js'), ESM_CHILD),
   plainJs: write(path.join('plain', 'child.js'), CJS_CHILD),
+  // Node looks for a package scope no further up than a node_modules directory.
+  vendoredJs: write(path.join('typed', 'node_modules', 'child.js'), CJS_CHILD),
 };
 write(path.join('typed', 'package.json'), JSON.stringify({type: 'module'}));
 write(path.join('plain', 'package.json'), JSON.stringify({name: 'plain'}));
+// Not read by Node: a package.json right in a node_modules directory is nobody's scope.
+write(path.join('typed', 'node_modules', 'package.json'), JSON.stringify({type: 'module'}));
 
 /**
  * Forks `file` (without this process's Node flags), sends it one message, and returns its answer once it exited,
@@ -68,6 +72,7 @@ test('an ES module script (.mjs, or .js under "type": "module") is preloaded wit
     ['typedJs', IMPORT],
     ['cjs', REQUIRE],
     ['plainJs', REQUIRE],
+    ['vendoredJs', REQUIRE],
   ]) {
     const answer = await exchange(files[name]);
     assert.deepEqual(answer.started, expected, name);

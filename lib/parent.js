@@ -181,6 +181,10 @@ const isModuleScope = (directory) => {
       break;
     }
     visited.push(dir);
+    // Node looks no further than a node_modules directory, and not into its package.json either.
+    if (dir.endsWith(`${path.sep}node_modules`)) {
+      break;
+    }
     let text;
     try {
       text = fs.readFileSync(path.join(dir, 'package.json'), 'utf8');
@@ -192,7 +196,7 @@ const isModuleScope = (directory) => {
       break;
     }
     const parent = path.dirname(dir);
-    if (parent === dir || dir.endsWith(`${path.sep}node_modules`)) {
+    if (parent === dir) {
       break;
     }
     dir = parent;
