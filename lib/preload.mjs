@@ -22,7 +22,6 @@ if (Module._cache[filename] === undefined) {
   let fileRequire;
   const require = (id) => process.getBuiltinModule(id) ?? (fileRequire ??= Module.createRequire(filename))(id);
   require.cache = Module._cache;
-  require.resolve = (request, options) => (fileRequire ??= Module.createRequire(filename)).resolve(request, options);
   // Node's CommonJS wrapper, on the first line so that line numbers in stack traces stay right.
   const wrapped = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(filename, 'utf8')}\n});`;
   try {
