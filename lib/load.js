@@ -62,23 +62,54 @@ const scripts = new Map();
 var ownCacheFile;
 /** undefined: not tried yet; null: not there. */
 var direct;
+/** The exports of the addon file `filename` loaded as require() would load it, or undefined. */
+const dlopen = (filename) => {
+  const module = new Module(filename);
+  module.filename = filename;
+  try {
+    process.dlopen(module, filename);
+  } catch {
+    return undefined;
+  }
+  module.loaded = true;
+  return module;
+};
+/** The `version` of the package.json in `dir`, read with the addon `reader` (undefined if it cannot say). */
+const versionIn = (reader, dir) => {
+  try {
+    return JSON.parse(reader.readTextFile(path.join(dir, 'package.json'))).version;
+  } catch {
+    return undefined;
+  }
+};
 /**
- * The addon, when its file lies next to the package (a source checkout, or a copy put there), loaded as
- * require() would but without resolving the path; undefined otherwise. lib/native.js takes it from here.
+ * The addon, loaded as require() would but without resolving a path, from where it lies in the common cases:
+ * next to the package (a source checkout, or a copy put there), or in the glibc platform package installed
+ * beside native-ipc (npm's node_modules, pnpm's store), where only the package of this very version counts, as
+ * for lib/native.js. Resolving that package through Node's require() instead (lib/native.js) made an installed
+ * child's first message come 6-8% later (two alternating runs of 101 forks). Undefined elsewhere, and for a
+ * platform package of another version; lib/native.js and napi-rs's loader then decide.
  */
 const directAddon = () => {
   if (direct === undefined) {
     direct = null;
     if (mainContext && process.platform === 'linux' && !process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
-      const filename = path.join(__dirname, '..', `native-ipc.linux-${process.arch}-gnu.node`);
-      const module = new Module(filename);
-      module.filename = filename;
-      try {
-        process.dlopen(module, filename);
-        module.loaded = true;
-        require.cache[filename] = module;
+      const platform = `linux-${process.arch}-gnu`;
+      const file = `native-ipc.${platform}.node`;
+      const packageDir = path.join(__dirname, '..');
+      let module = dlopen(path.join(packageDir, file));
+      if (module === undefined) {
+        const platformDir = path.join(packageDir, '..', `native-ipc-${platform}`);
+        module = dlopen(path.join(platformDir, file));
+        const version = module && versionIn(module.exports, platformDir);
+        if (version === undefined || version !== versionIn(module.exports, packageDir)) {
+          module = undefined;
+        }
+      }
+      if (module !== undefined) {
+        require.cache[module.filename] = module;
         direct = module.exports;
-      } catch {}
+      }
     }
   }
   return direct ?? undefined;

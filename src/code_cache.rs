@@ -138,6 +138,13 @@ pub fn load_module_code(
   Ok(ModuleCode { source, code })
 }
 
+/// A text file's contents, or null when it cannot be read: lib/load.js compares the versions in the
+/// `package.json` of native-ipc and of its platform package with it, before Node's `fs` has run any JavaScript.
+#[napi(js_name = "readTextFile")]
+pub fn read_text_file(file: String) -> Option<String> {
+  fs::read_to_string(file).ok()
+}
+
 /// One module of a cache file.
 #[napi(object)]
 pub struct CachedModule {
