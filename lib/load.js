@@ -62,7 +62,7 @@ const scripts = new Map();
 var ownCacheFile;
 /** undefined: not tried yet; null: not there. */
 var direct;
-/** The exports of the addon file `filename` loaded as require() would load it, or undefined. */
+/** The module of the addon file `filename`, loaded as require() would load it (not registered), or undefined. */
 const dlopen = (filename) => {
   const module = new Module(filename);
   module.filename = filename;
