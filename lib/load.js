@@ -192,8 +192,9 @@ module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};
 // adopts when it first loads native-ipc.
 if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
   load('child.js').adopt();
-  // The flags that loaded this preload are fork()'s own: without them in process.execArgv, a process or worker
-  // this child starts with Node's fork() or a Worker (which pass process.execArgv on) does not load it again.
+  // The flags that loaded this preload are fork()'s own: without them in process.execArgv, a process this child
+  // starts with Node's fork() (which passes process.execArgv on) does not load it again. (A Worker inherits
+  // Node's parsed options, not this array, and runs the preload, which finds no channel there and stops.)
   const argv = process.execArgv;
   const esm = require('node:url').pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
   for (let i = argv.length - 2; i >= 0; i--) {
