@@ -96,3 +96,35 @@ test('a child run by another Node binary (the execPath option) is preloaded with
   assert.deepEqual(answer.execArgv, []);
   assert.equal(answer.sameInstance, true);
 });
+
+test("a Worker in an ES module child runs the preload too, finds no channel there, and leaves the child's alone", async () => {
+  const worker = write(
+    'worker.mjs',
+    `import {parentPort} from 'node:worker_threads';
+const {sendMessage} = await import(${JSON.stringify(INDEX_MJS)});
+let code = 'sent';
+try {
+  await sendMessage('from the worker');
+} catch (error) {
+  code = error.code;
+}
+parentPort.postMessage(code);
+`,
+  );
+  const child = write(
+    'with-worker.mjs',
+    `import {Worker} from 'node:worker_threads';
+import {getOneMessage, sendMessage} from ${JSON.stringify(INDEX_MJS)};
+const worker = new Worker(${JSON.stringify(worker)});
+const workerSays = await new Promise((resolve, reject) => {
+  worker.once('message', resolve);
+  worker.once('error', reject);
+});
+await sendMessage({workerSays, message: await getOneMessage()});
+`,
+  );
+  const answer = await exchange(child);
+  assert.deepEqual(answer.started, IMPORT);
+  assert.deepEqual(answer.workerSays, 'ERR_IPC_NOT_ENABLED');
+  assert.deepEqual(answer.message, {hello: 'with-worker.mjs'});
+});
