@@ -14,25 +14,22 @@ const TIMEOUT = 60_000;
 const work = mkdtempSync(path.join(os.tmpdir(), 'native-ipc-code-cache-'));
 after(() => rmSync(work, {recursive: true, force: true}));
 
-const run = (args) =>
-  new Promise((resolve, reject) => {
-    execFile(process.execPath, args, {encoding: 'utf8', timeout: TIMEOUT}, (error, stdout, stderr) => {
-      if (error) {
-        error.message += `\n--- stdout\n${stdout}\n--- stderr\n${stderr}`;
-        reject(error);
-      } else {
-        resolve(stdout);
-      }
-    });
-  });
-
-/** Runs node with `args` and resolves with its exit code and output, whatever the code. */
+/** Runs node with `args` and resolves with its exit code (or the signal that ended it) and output. */
 const runStatus = (args) =>
   new Promise((resolve) => {
     execFile(process.execPath, args, {encoding: 'utf8', timeout: TIMEOUT}, (error, stdout, stderr) => {
-      resolve({code: error === null ? 0 : error.code, stdout, stderr});
+      resolve({code: error === null ? 0 : (error.code ?? error.signal), stdout, stderr});
     });
   });
+
+/** Runs node with `args` and resolves with its output; rejects, showing the output, unless it exits with 0. */
+const run = async (args) => {
+  const {code, stdout, stderr} = await runStatus(args);
+  if (code !== 0) {
+    throw new Error(`node ${args.join(' ')} ended with ${code}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`);
+  }
+  return stdout;
+};
 
 let copies = 0;
 /** A copy of the package's JS (the addon linked, not copied) with a cache written for it. */
