@@ -101,9 +101,11 @@ const directAddon = () => {
       if (module === undefined) {
         const platformDir = path.join(packageDir, '..', `native-ipc-${platform}`);
         module = dlopen(path.join(platformDir, file));
-        const version = module && versionIn(module.exports, platformDir);
-        if (version === undefined || version !== versionIn(module.exports, packageDir)) {
-          module = undefined;
+        if (module !== undefined) {
+          const version = versionIn(module.exports, platformDir);
+          if (version === undefined || version !== versionIn(module.exports, packageDir)) {
+            module = undefined;
+          }
         }
       }
       if (module !== undefined) {
