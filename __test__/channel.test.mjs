@@ -131,6 +131,34 @@ test('large strings and objects queued behind each other and behind small messag
   }
 });
 
+// A channel that closes hands its large writer buffer on to the next large message of any channel of this
+// process (kept a second, on an unref'd timer): each child here gets messages of another size and content than
+// the buffer last held, smaller (stale bytes past the end) and larger (it grows again), ASCII and not.
+test("a closed channel's large writer buffer serves the next channels' large messages intact, and holds nothing open", async () => {
+  const timers = () => process.getActiveResourcesInfo().filter((type) => type === 'Timeout').length;
+  const before = timers();
+  const text = (n, seed) => Array.from({length: n}, (_, i) => String.fromCharCode(97 + ((i * 5 + seed) % 26))).join('');
+  const rounds = [
+    [text(12 * 1024 * 1024, 1)],
+    ['small', text(5 * 1024 * 1024, 2)],
+    ['\u00e9t\u00e9 '.repeat(1024 * 1024), {after: true}],
+    [text(20 * 1024 * 1024, 3)],
+    [{big: text(6 * 1024 * 1024, 4), list: [1, 2, 3]}],
+  ];
+  for (const messages of rounds) {
+    const subprocess = fork(fixture('echo.mjs'), [], {buffer: false});
+    const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
+    await Promise.all(messages.map((message) => subprocess.sendMessage(message)));
+    for (const message of messages) {
+      assert.deepStrictEqual((await replies.next()).value, message);
+    }
+    // Closing the channel hands its buffer on, to be dropped later by a timer that keeps nothing alive.
+    subprocess.disconnect();
+    assert.equal(timers(), before);
+    await subprocess;
+  }
+});
+
 // A batch that only a getEachMessage() loop listens to goes to it in one pass (Channel.readFrames); listeners
 // added from that loop must still get every later message, and the loop every message, in order.
 test("buffer: false: a 'message' listener added inside a getEachMessage() loop gets every later message, the loop all of them", async () => {

@@ -896,6 +896,7 @@ class Channel {
       // With nothing queued the socket closed at once; otherwise Rust reports the end once it is written.
       if (this.native.queued === 0) {
         this.closed = true;
+        this.handOnLargeBuffers();
       }
     }
     this.endReceiving();
@@ -915,10 +916,31 @@ class Channel {
       this.endError = errors.channelBroken(this.other, error);
     }
     this.closed = true;
+    this.handOnLargeBuffers();
     this.connected = false;
     this.rejectSends(() => this.endError ?? errors.disconnecting(this.prefix, this.other));
     this.endReceiving();
     this.maybeNotifyClosed();
+  }
+
+  /**
+   * The channel is closed: its large writer buffers, which Rust no longer writes from, may serve another.
+   * (Not over Node's own channel, which has no native side.)
+   */
+  handOnLargeBuffers() {
+    const w = this.writer;
+    if (this.native === undefined || this.native.lending) {
+      return;
+    }
+    if (this.spareBuffer !== undefined) {
+      codec.offerLargeBuffer(this.spareBuffer);
+      this.spareBuffer = undefined;
+    }
+    if (w.buf.length > FLUSH_BYTES) {
+      codec.offerLargeBuffer(w.buf);
+      w.buf = Buffer.allocUnsafeSlow(64);
+    }
+    w.reset();
   }
 
   endReceiving() {

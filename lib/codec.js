@@ -293,11 +293,43 @@ class Writer {
     if (size < 64) size = 64;
     while (size < need) size *= 2;
     if (size > MAX_BUFFER) size = MAX_BUFFER;
-    const buf = Buffer.allocUnsafeSlow(size);
-    if (size >= LARGE_BUFFER && this.onLargeBuffer !== undefined) this.onLargeBuffer(buf);
+    let buf;
+    if (size >= LARGE_BUFFER && spareLarge !== undefined && spareLarge.length >= need) {
+      buf = spareLarge;
+      dropSpareLarge();
+    } else {
+      buf = Buffer.allocUnsafeSlow(size);
+      if (size >= LARGE_BUFFER && this.onLargeBuffer !== undefined) this.onLargeBuffer(buf);
+    }
     if (this.pos > 0) buf.set(new Uint8Array(old.buffer, old.byteOffset, this.pos), 0);
     this.buf = buf;
   }
+}
+
+// One large writer buffer that a closed channel no longer needs, for the next large message of any channel in
+// this process (a process that forks a worker per job gets a new channel for each), dropped after
+// SPARE_LARGE_MS unused. Memory a process has written before is backed already; a fresh 16 MiB buffer costs
+// page faults, and on a VM whose host has not backed that memory yet, 20-50 ms of system time (the slowest
+// 16 MiB string echoes here spent that in the parent's send()).
+const SPARE_LARGE_MS = 1000;
+var spareLarge;
+var spareLargeTimer;
+
+function dropSpareLarge() {
+  spareLarge = undefined;
+  if (spareLargeTimer !== undefined) {
+    clearTimeout(spareLargeTimer);
+    spareLargeTimer = undefined;
+  }
+}
+
+/** Keeps `buf` (a writer buffer of LARGE_BUFFER bytes or more, no longer used) for Writer#ensure. */
+function offerLargeBuffer(buf) {
+  if (buf.length < LARGE_BUFFER || (spareLarge !== undefined && spareLarge.length >= buf.length)) return;
+  dropSpareLarge();
+  spareLarge = buf;
+  spareLargeTimer = setTimeout(dropSpareLarge, SPARE_LARGE_MS);
+  spareLargeTimer.unref();
 }
 
 // ---------------------------------------------------------------------------
@@ -2385,6 +2417,7 @@ function decodeJson(buf, start, end) {
 }
 
 module.exports = {
+  offerLargeBuffer,
   useSource,
   beginRun,
   runValue,
