@@ -68,6 +68,37 @@ for (const [name, make] of [
   });
 }
 
+// Rust hands JS one read of at most 64 KiB per wake-up, so a peer that floods cannot hold the event loop: between
+// two turns of the loop (setImmediate callbacks) come the messages of one such batch at most.
+test('a flood from the child comes in batches of at most 64 KiB, one per turn of the event loop', async () => {
+  const count = 200_000;
+  const subprocess = fork(fixture('s-burst.mjs'), [String(count)], {buffer: false});
+  let inTurn = 0;
+  let most = 0;
+  let turns = 0;
+  let reading = true;
+  const tick = () => {
+    most = Math.max(most, inTurn);
+    inTurn = 0;
+    turns++;
+    if (reading) setImmediate(tick);
+  };
+  setImmediate(tick);
+  let next = 0;
+  for await (const message of subprocess.getEachMessage()) {
+    if (message !== next) assert.fail(`message ${next} came as ${message}`);
+    next++;
+    inTurn++;
+    if (next === count) break;
+  }
+  reading = false;
+  most = Math.max(most, inTurn);
+  // The smallest frame (a header and a one-byte number) takes 6 bytes: 64 KiB holds 10,923 of them at most.
+  assert.ok(most <= Math.ceil(65536 / 6), `${most} messages in one turn of the loop`);
+  assert.ok(turns >= count / Math.ceil(65536 / 6), `${turns} turns of the loop`);
+  assert.equal((await subprocess).exitCode, 0);
+});
+
 test('concurrent sends keep their call order', async () => {
   const subprocess = fork(fixture('echo.mjs'));
   const replies = [];
