@@ -936,8 +936,7 @@ class Channel {
       codec.offerLargeBuffer(this.spareBuffer);
       this.spareBuffer = undefined;
     }
-    if (w.buf.length > FLUSH_BYTES) {
-      codec.offerLargeBuffer(w.buf);
+    if (codec.offerLargeBuffer(w.buf)) {
       w.buf = Buffer.allocUnsafeSlow(64);
     }
     w.reset();

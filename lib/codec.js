@@ -323,13 +323,17 @@ function dropSpareLarge() {
   }
 }
 
-/** Keeps `buf` (a writer buffer of LARGE_BUFFER bytes or more, no longer used) for Writer#ensure. */
+/**
+ * Offers `buf`, a writer buffer its owner no longer uses, to Writer#ensure. Returns whether it was kept (it is
+ * LARGE_BUFFER bytes or more, and larger than the one kept so far): the owner must not write to it then.
+ */
 function offerLargeBuffer(buf) {
-  if (buf.length < LARGE_BUFFER || (spareLarge !== undefined && spareLarge.length >= buf.length)) return;
+  if (buf.length < LARGE_BUFFER || (spareLarge !== undefined && spareLarge.length >= buf.length)) return false;
   dropSpareLarge();
   spareLarge = buf;
   spareLargeTimer = setTimeout(dropSpareLarge, SPARE_LARGE_MS);
   spareLargeTimer.unref();
+  return true;
 }
 
 // ---------------------------------------------------------------------------
