@@ -174,7 +174,7 @@ test("a closed channel's large writer buffer serves the next channels' large mes
     ['small', text(5 * 1024 * 1024, 2)],
     ['\u00e9t\u00e9 '.repeat(1024 * 1024), {after: true}],
     [text(20 * 1024 * 1024, 3)],
-    [{big: text(6 * 1024 * 1024, 4), list: [1, 2, 3]}],
+    [{big: text(10 * 1024 * 1024, 4), list: [1, 2, 3]}],
   ];
   for (const messages of rounds) {
     const subprocess = fork(fixture('echo.mjs'), [], {buffer: false});

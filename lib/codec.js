@@ -294,7 +294,8 @@ class Writer {
     while (size < need) size *= 2;
     if (size > MAX_BUFFER) size = MAX_BUFFER;
     let buf;
-    if (size >= LARGE_BUFFER && spareLarge !== undefined && spareLarge.length >= need) {
+    // The spare only when it is not much larger than asked: a long-lived writer keeps its buffer (up to 32 MiB).
+    if (size >= LARGE_BUFFER && spareLarge !== undefined && spareLarge.length >= need && spareLarge.length <= 2 * size) {
       buf = spareLarge;
       dropSpareLarge();
     } else {
