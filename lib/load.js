@@ -184,7 +184,26 @@ const load = (name) => {
   return module.exports;
 };
 
-module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile};
+/** lib/preload.mjs as a file URL, once asked for. */
+var preloadUrl;
+/**
+ * The flags with which fork() (lib/parent.js) has a child run this file before its script: `--require` it, or
+ * `--import` lib/preload.mjs, which runs it (for an ES module script).
+ */
+const preloadFlags = (esm) => {
+  if (!esm) {
+    return ['--require', __filename];
+  }
+  preloadUrl ??= require('node:url').pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
+  return ['--import', preloadUrl];
+};
+/** Whether `flag value`, two entries of a process.execArgv, are one of those preloads. */
+const isOwnPreload = (flag, value) => {
+  const own = flag === '--require' ? preloadFlags(false) : flag === '--import' ? preloadFlags(true) : undefined;
+  return own !== undefined && own[1] === value;
+};
+
+module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile, preloadFlags, isOwnPreload};
 
 // This file is also the preload of every child that native-ipc's fork() starts (`--require`, or through
 // preload.mjs with `--import`, before the user's script): the channel end is adopted at once, so the descriptor
@@ -198,9 +217,8 @@ if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
   // starts with Node's fork() (which passes process.execArgv on) does not load it again. (A Worker inherits
   // Node's parsed options, not this array, and runs the preload, which finds no channel there and stops.)
   const argv = process.execArgv;
-  const esm = require('node:url').pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
   for (let i = argv.length - 2; i >= 0; i--) {
-    if ((argv[i] === '--require' && argv[i + 1] === __filename) || (argv[i] === '--import' && argv[i + 1] === esm)) {
+    if (isOwnPreload(argv[i], argv[i + 1])) {
       argv.splice(i, 2);
     }
   }

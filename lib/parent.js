@@ -6,7 +6,7 @@
 
 const childProcess = require('node:child_process');
 const path = require('node:path');
-const {fileURLToPath, pathToFileURL} = require('node:url');
+const {fileURLToPath} = require('node:url');
 const fs = require('node:fs');
 
 const {createSocketpair, closeFd} = require('./native.js');
@@ -24,8 +24,7 @@ const {reviveHandle, dropHandle} = require('./handles.js');
 // Every child that fork() starts loads lib/load.js before the user's script runs, and adopts the channel there
 // (see the end of load.js): with `--require`, or through lib/preload.mjs with `--import` when the script is an
 // ES module (see there).
-const PRELOAD = path.join(__dirname, 'load.js');
-const PRELOAD_ESM = pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
+const {preloadFlags: ownPreloadFlags, isOwnPreload} = require('./load.js');
 const OWN_OPTIONS = [
   'ipc',
   'serialization',
@@ -165,8 +164,6 @@ const spawnOptionsOf = (options) => {
 };
 
 const EVAL_FLAGS = new Set(['-e', '--eval', '-p', '--print', '-pe']);
-const isOwnPreload = (flag, value) =>
-  (flag === '--require' && value === PRELOAD) || (flag === '--import' && value === PRELOAD_ESM);
 
 // directory -> whether the nearest package.json there says "type": "module"
 const moduleScopes = new Map();
@@ -217,7 +214,7 @@ const preloadFlags = (file, execPath, cwd) => {
     execPath === process.execPath &&
     typeof process.getBuiltinModule === 'function' &&
     (file.endsWith('.mjs') || (file.endsWith('.js') && isModuleScope(path.dirname(path.resolve(directoryOf(cwd), file)))));
-  return esm ? ['--import', PRELOAD_ESM] : ['--require', PRELOAD];
+  return ownPreloadFlags(esm);
 };
 /** The `cwd` option as a path; '' (this process's) when it is not a valid one, which spawn() then reports. */
 const directoryOf = (cwd) => {
