@@ -52,7 +52,9 @@ const sizes = {
 };
 const scenarios = SCENARIOS.filter(s => !opts.scenarios || opts.scenarios.includes(s.id) || opts.scenarios.includes(s.n));
 const wanted = id => !opts.only || opts.only.includes(id);
-const FORK_REPS_FACTOR = 10;
+// A fork varies by ±20% from one sample to the next here: scenario 5 takes ten times the samples, so that its
+// median can tell apart the 10% its target is about.
+const forkReps = opts.reps * 10;
 const JSON_RSS_TIMEOUT_S = 5; // JSON turns a 256 MiB Buffer into an array of numbers: it fails or crawls
 const DRIVER_TIMEOUT_S = 120;
 
@@ -310,9 +312,7 @@ if (!floor.skipped) {
 for (const scenario of scenarios) {
 	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
 	const active = implementations.filter(impl => !(impl.skipped || impl === floor || impl === floorSpin || (impl.only && !impl.only.includes(scenario.id))));
-	// A fork varies by ±20% from one sample to the next here: scenario 5 takes FORK_REPS_FACTOR times the samples,
-	// so that its median can tell apart the 10% its target is about.
-	const reps = scenario.id === 'forkFirst' ? opts.reps * FORK_REPS_FACTOR : opts.reps;
+	const reps = scenario.id === 'forkFirst' ? forkReps : opts.reps;
 	const job = impl => ({scenario: scenario.id, serialization: impl.serialization, reps, ...sizes});
 	const runs = new Map(active.map(impl => [impl, {seconds: 0, result: undefined}]));
 	const timed = async (impl, work) => {
@@ -407,7 +407,7 @@ const results = {
 		loadavg: loadAtStart,
 		removedEnv,
 		reps: opts.reps,
-		forkReps: opts.reps * FORK_REPS_FACTOR,
+		forkReps,
 		rssReps: opts.reps,
 		jsonRssTimeoutSeconds: JSON_RSS_TIMEOUT_S,
 		quick: opts.quick,
