@@ -128,11 +128,10 @@ pub fn external_string<'env>(
         return Err(fail("external strings are not available for this input"));
       }
     };
-    if status != sys::Status::napi_ok || copied {
-      // V8 copied the bytes (or failed): the Buffer need not be kept.
-      sys::napi_delete_reference(raw_env, reference);
-    }
     if status != sys::Status::napi_ok {
+      // No string, so no finalizer: the Buffer need not be kept. (Where V8 copied the bytes instead, Node has
+      // run the finalizer already, which released the reference.)
+      sys::napi_delete_reference(raw_env, reference);
       return Err(fail("V8 refused the string"));
     }
     Ok(Unknown::from_raw_unchecked(raw_env, result))
