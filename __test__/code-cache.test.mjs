@@ -105,6 +105,48 @@ test('a module edited after the cache was written runs its new source, even at t
   assert.equal(report.outcomes['codec.js'], 'cached');
 });
 
+test('a module edited to hold non-ASCII text runs it as UTF-8, with the line numbers of its file', async () => {
+  // native-ipc's own modules are ASCII and reach V8 as external Latin-1 strings (src/code_cache.rs); any other
+  // source is decoded as UTF-8.
+  const dir = await copyPackage();
+  const file = path.join(dir, 'lib', 'validate.js');
+  const before = readFileSync(file, 'utf8');
+  const after = before.replace('must be a boolean', 'must be a booléen ✓');
+  assert.notEqual(after, before);
+  writeFileSync(file, after);
+  const report = await exchange(dir);
+  assert.equal(report.echoed, true);
+  assert.match(report.error, /`strict` option must be a booléen ✓, not/);
+  assert.equal(report.outcomes['validate.js'], 'compiled');
+  assert.equal(report.outcomes['codec.js'], 'cached');
+  const line = after.split('\n').findIndex((text) => text.includes('booléen')) + 1;
+  assert.ok(report.stack.includes(`${file}:${line}:`), report.stack);
+});
+
+test("a child's start-up leaves V8's young generation to the script: native-ipc's sources stay off V8's heap", async () => {
+  // A fresh Node has 1 MiB of young generation before its first garbage collection. A child of fork() used
+  // ~530 KiB more of it than a bare Node by the time its script ran, most of it native-ipc's module sources
+  // (and the flat copy V8 made of each wrapped one), so that a script allocating ~60 KiB more before its
+  // first message made a collection of everything the start-up left live. Now ~240 KiB.
+  const probe = `const used = process.getBuiltinModule('node:v8').getHeapSpaceStatistics()
+  .find((space) => space.space_name === 'new_space').space_used_size;`;
+  writeFileSync(path.join(pristine, 'young-child.mjs'), `import {sendMessage} from './index.mjs';\n${probe}\nawait sendMessage(used);\n`);
+  writeFileSync(path.join(pristine, 'young-bare.mjs'), `${probe}\nconsole.log(used);\n`);
+  writeFileSync(
+    path.join(pristine, 'young-parent.mjs'),
+    `import {fork} from './index.mjs';
+const subprocess = fork(new URL('young-child.mjs', import.meta.url));
+const used = await subprocess.getOneMessage();
+await subprocess;
+console.log(used);
+`,
+  );
+  const bare = Number(await run([path.join(pristine, 'young-bare.mjs')]));
+  const child = Number(await run([path.join(pristine, 'young-parent.mjs')]));
+  assert.ok(bare > 0 && child > 0, `${bare} ${child}`);
+  assert.ok(child - bare < 384 * 1024, `native-ipc's start-up used ${((child - bare) / 1024).toFixed(0)} KiB of the young generation`);
+});
+
 test('a package moved after its cache was written names its own files in stack traces, and the channel works', async () => {
   const built = await copyPackage();
   const moved = path.join(work, `moved-${copies++}`);

@@ -33,10 +33,6 @@ const CACHE_DIR = path.join(__dirname, '..', 'code-cache');
 const cacheFile = (dir = CACHE_DIR) =>
   path.join(dir, `node-${process.version}-v8-${process.versions.v8}-${process.arch}.bin`);
 
-// The same parameters as Node's own CommonJS wrapper; the source starts on the first line, so line numbers
-// in stack traces stay right.
-const WRAP_START = '(function (exports, require, module, __filename, __dirname) { ';
-const WRAP_END = '\n});';
 // What a module of this directory names its siblings with.
 const SIBLING = /^\.\/[\w-]+\.js$/;
 
@@ -167,8 +163,9 @@ const load = (name) => {
   if (loaded !== undefined) {
     return loaded.exports;
   }
+  // The source comes inside Node's CommonJS wrapper (src/code_cache.rs).
   const {source, code} = binding().loadModuleCode((ownCacheFile ??= cacheFile()), filename, name);
-  const script = new vm.Script(WRAP_START + source + WRAP_END, {filename, cachedData: code});
+  const script = new vm.Script(source, {filename, cachedData: code});
   outcomes[name] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   scripts.set(name, script);
   const module = new Module(filename);

@@ -69,6 +69,52 @@ unsafe extern "C" fn release(env: sys::napi_env, _data: *mut c_void, hint: *mut 
   unsafe { sys::napi_delete_reference(env, hint as sys::napi_ref) };
 }
 
+unsafe extern "C" fn free_owned(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: `hint` is the box made for this string in `owned_latin1_string`, given back once.
+  drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
+}
+
+/// A string of the one-byte characters `bytes` (Latin-1, so ASCII reads the same), which it keeps: an external
+/// string where this Node makes them, a copy on V8's heap where it does not.
+pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unknown<'_>> {
+  let raw_env = env.raw();
+  let mut result = ptr::null_mut();
+  // SAFETY: N-API calls on the current env. The bytes are moved into a box that V8's finalizer frees: it runs
+  // when the string dies, or at once when the string was copied; when V8 refused the string, it never runs and
+  // the box is freed here.
+  unsafe {
+    if let Some(create) = creators().latin1 {
+      let (data, length) = (bytes.as_ptr(), bytes.len());
+      let owned = Box::into_raw(Box::new(bytes));
+      let mut copied = false;
+      let status = create(
+        raw_env,
+        data.cast(),
+        length as isize,
+        Some(free_owned),
+        owned.cast(),
+        &mut result,
+        &mut copied,
+      );
+      if status != sys::Status::napi_ok {
+        drop(Box::from_raw(owned));
+        return Err(napi::Error::from_reason("V8 refused a module's source"));
+      }
+    } else {
+      let status = sys::napi_create_string_latin1(
+        raw_env,
+        bytes.as_ptr().cast(),
+        bytes.len() as isize,
+        &mut result,
+      );
+      if status != sys::Status::napi_ok {
+        return Err(napi::Error::from_reason("V8 refused a module's source"));
+      }
+    }
+    Ok(Unknown::from_raw_unchecked(raw_env, result))
+  }
+}
+
 /// A string over bytes `[start, end)` of `buffer`, without copying them: `latin1` for one byte per
 /// character (the caller checked they are ASCII), otherwise UTF-16LE code units (2-byte aligned). The
 /// Buffer stays alive as long as the string. Nothing here may change those bytes afterwards.
