@@ -146,7 +146,12 @@ pub fn load_module_code<'env>(
   wrapped.extend_from_slice(&bytes);
   wrapped.extend_from_slice(WRAP_END);
   let source = if wrapped.is_ascii() {
-    owned_latin1_string(env, wrapped)?
+    owned_latin1_string(env, wrapped).map_err(|error| {
+      napi::Error::from_reason(format!(
+        "native-ipc cannot load its module {source_file}: {}",
+        error.reason
+      ))
+    })?
   } else {
     let text = String::from_utf8_lossy(&wrapped).into_owned();
     // SAFETY: a string made on the current env.

@@ -98,7 +98,9 @@ pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unk
       );
       if status != sys::Status::napi_ok {
         drop(Box::from_raw(owned));
-        return Err(napi::Error::from_reason("V8 refused a module's source"));
+        return Err(napi::Error::from_reason(format!(
+          "V8 refused a string of {length} bytes"
+        )));
       }
     } else {
       let status = sys::napi_create_string_latin1(
@@ -108,7 +110,10 @@ pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unk
         &mut result,
       );
       if status != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason("V8 refused a module's source"));
+        return Err(napi::Error::from_reason(format!(
+          "V8 refused a string of {} bytes",
+          bytes.len()
+        )));
       }
     }
     Ok(Unknown::from_raw_unchecked(raw_env, result))
