@@ -7,6 +7,7 @@
 //! its source and its code. A file that does not follow it exactly is not used.
 
 use std::fs;
+use std::io::Read;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -118,11 +119,16 @@ pub fn load_module_code<'env>(
   source_file: String,
   name: String,
 ) -> napi::Result<Object<'env>> {
-  let bytes = fs::read(&source_file).map_err(|error| {
-    napi::Error::from_reason(format!(
-      "native-ipc cannot read its module {source_file}: {error}"
-    ))
-  })?;
+  // Read straight into the wrapper, so that the source is copied once, into the string V8 keeps.
+  let mut wrapped = WRAP_START.to_vec();
+  fs::File::open(&source_file)
+    .and_then(|mut file| file.read_to_end(&mut wrapped))
+    .map_err(|error| {
+      napi::Error::from_reason(format!(
+        "native-ipc cannot read its module {source_file}: {error}"
+      ))
+    })?;
+  let bytes = &wrapped[WRAP_START.len()..];
   let mut loaded = LOADED
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -137,13 +143,9 @@ pub fn load_module_code<'env>(
     let entry = entries
       .iter()
       .find(|entry| entry.name == name || entry.name == source_file)?;
-    (file[entry.source.clone()] == bytes[..])
-      .then(|| Buffer::from(file[entry.code.clone()].to_vec()))
+    (file[entry.source.clone()] == *bytes).then(|| Buffer::from(file[entry.code.clone()].to_vec()))
   });
   drop(loaded);
-  let mut wrapped = Vec::with_capacity(WRAP_START.len() + bytes.len() + WRAP_END.len());
-  wrapped.extend_from_slice(WRAP_START);
-  wrapped.extend_from_slice(&bytes);
   wrapped.extend_from_slice(WRAP_END);
   let source = if wrapped.is_ascii() {
     owned_latin1_string(env, wrapped).map_err(|error| {
