@@ -78,43 +78,39 @@ unsafe extern "C" fn free_owned(_env: sys::napi_env, _data: *mut c_void, hint: *
 /// string where this Node makes them, a copy on V8's heap where it does not.
 pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unknown<'_>> {
   let raw_env = env.raw();
+  let length = bytes.len();
   let mut result = ptr::null_mut();
   // SAFETY: N-API calls on the current env. The bytes are moved into a box that V8's finalizer frees: it runs
   // when the string dies, or at once when the string was copied; when V8 refused the string, it never runs and
   // the box is freed here.
   unsafe {
-    if let Some(create) = creators().latin1 {
-      let (data, length) = (bytes.as_ptr(), bytes.len());
-      let owned = Box::into_raw(Box::new(bytes));
-      let mut copied = false;
-      let status = create(
-        raw_env,
-        data.cast(),
-        length as isize,
-        Some(free_owned),
-        owned.cast(),
-        &mut result,
-        &mut copied,
-      );
-      if status != sys::Status::napi_ok {
-        drop(Box::from_raw(owned));
-        return Err(napi::Error::from_reason(format!(
-          "V8 refused a string of {length} bytes"
-        )));
+    let status = match creators().latin1 {
+      Some(create) => {
+        let data = bytes.as_ptr();
+        let owned = Box::into_raw(Box::new(bytes));
+        let mut copied = false;
+        let status = create(
+          raw_env,
+          data.cast(),
+          length as isize,
+          Some(free_owned),
+          owned.cast(),
+          &mut result,
+          &mut copied,
+        );
+        if status != sys::Status::napi_ok {
+          drop(Box::from_raw(owned));
+        }
+        status
       }
-    } else {
-      let status = sys::napi_create_string_latin1(
-        raw_env,
-        bytes.as_ptr().cast(),
-        bytes.len() as isize,
-        &mut result,
-      );
-      if status != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason(format!(
-          "V8 refused a string of {} bytes",
-          bytes.len()
-        )));
+      None => {
+        sys::napi_create_string_latin1(raw_env, bytes.as_ptr().cast(), length as isize, &mut result)
       }
+    };
+    if status != sys::Status::napi_ok {
+      return Err(napi::Error::from_reason(format!(
+        "V8 refused a string of {length} bytes"
+      )));
     }
     Ok(Unknown::from_raw_unchecked(raw_env, result))
   }
