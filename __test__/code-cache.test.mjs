@@ -90,35 +90,36 @@ test('a child loads every native-ipc module from the cache that the build step w
   assert.match(report.error, /`strict` option must be a boolean/);
 });
 
-test('a module edited after the cache was written runs its new source, even at the same length', async () => {
+/**
+ * A copy of the package whose lib/validate.js says `words` where it said "must be a boolean", after its cache
+ * was written; the exchange there, which must echo and have served codec.js from the cache while validate.js
+ * compiled.
+ */
+const exchangeWithEditedValidate = async (words) => {
   const dir = await copyPackage();
   const file = path.join(dir, 'lib', 'validate.js');
   const before = readFileSync(file, 'utf8');
-  const after = before.replace('must be a boolean', 'must be a BOOLEAN');
+  const after = before.replace('must be a boolean', words);
   assert.notEqual(after, before);
-  assert.equal(after.length, before.length);
   writeFileSync(file, after);
   const report = await exchange(dir);
   assert.equal(report.echoed, true);
-  assert.match(report.error, /`strict` option must be a BOOLEAN/);
   assert.equal(report.outcomes['validate.js'], 'compiled');
   assert.equal(report.outcomes['codec.js'], 'cached');
+  return {file, before, after, report};
+};
+
+test('a module edited after the cache was written runs its new source, even at the same length', async () => {
+  const {before, after, report} = await exchangeWithEditedValidate('must be a BOOLEAN');
+  assert.equal(after.length, before.length);
+  assert.match(report.error, /`strict` option must be a BOOLEAN/);
 });
 
 test('a module edited to hold non-ASCII text runs it as UTF-8, with the line numbers of its file', async () => {
   // native-ipc's own modules are ASCII and reach V8 as external Latin-1 strings (src/code_cache.rs); any other
   // source is decoded as UTF-8.
-  const dir = await copyPackage();
-  const file = path.join(dir, 'lib', 'validate.js');
-  const before = readFileSync(file, 'utf8');
-  const after = before.replace('must be a boolean', 'must be a booléen ✓');
-  assert.notEqual(after, before);
-  writeFileSync(file, after);
-  const report = await exchange(dir);
-  assert.equal(report.echoed, true);
+  const {file, after, report} = await exchangeWithEditedValidate('must be a booléen ✓');
   assert.match(report.error, /`strict` option must be a booléen ✓, not/);
-  assert.equal(report.outcomes['validate.js'], 'compiled');
-  assert.equal(report.outcomes['codec.js'], 'cached');
   const line = after.split('\n').findIndex((text) => text.includes('booléen')) + 1;
   assert.ok(report.stack.includes(`${file}:${line}:`), report.stack);
 });
