@@ -118,8 +118,10 @@ for (const [name, value] of Object.entries(CASES)) {
 }
 
 test('advanced: object keys stay right when shapes change from one message to the next at the same positions', async () => {
-  // The encoder reuses the encoded form of the key it last wrote at each position of an object; every kind of
-  // key passes through the same positions here, alternating, nested and past the 16 cached positions.
+  // The encoder reuses the encoded form of the key it last wrote at each position of an object, and of a key
+  // that missed there, the one in a slot picked by its length and first and last characters; every kind of key
+  // passes through the same positions here, alternating, nested, past the 16 cached positions, and sharing
+  // those slots ('axb', 'ayb' and 'azb' take the same one).
   const long = 'k'.repeat(23);
   const longer = 'k'.repeat(24);
   const wide = Object.fromEntries(Array.from({length: 20}, (_, i) => [`key${i}`, i]));
@@ -133,6 +135,10 @@ test('advanced: object keys stay right when shapes change from one message to th
     wide,
     {key19: 'moved', key0: 'moved'},
     {['ab'.slice(0, 1)]: 'same text as the key a, another string', b: 2},
+    {axb: 1, ayb: {azb: 2, axb: 3}, azb: [{ayb: 4}]},
+    {ayb: 5, axb: 6, nested: {axb: {ayb: 7}}},
+    {id: 1, payload: {file: 'f', size: 2}, owner: {user: 'u'}, tags: ['t'], ...wide, deps: [{id: 0, kind: 'hard'}]},
+    {payload: 1, id: {owner: 2, file: 3}, [`${long}xy`]: {[`${long}xy`]: 4}},
   ];
   const subprocess = fork(fixture('echo.mjs'));
   for (let round = 0; round < 3; round++) {

@@ -931,7 +931,12 @@ function encObject(v, depth) {
 // instructions each in V8's charCodeAt). Slots 0..KEY_SLOTS-1 hold keys, the next KEY_SLOTS the string
 // values of the same positions.
 const KEY_SLOTS = 16;
-const STR_SLOTS = 2 * KEY_SLOTS;
+// Keys that missed at their position (nested objects of other shapes take the same positions; a record's
+// nested objects made half its keys miss) are looked up a second time in one of HASH_SLOTS slots picked by
+// their length and first and last characters, after the position and value slots.
+const HASH_SLOTS = 64;
+const HASH_BASE = 2 * KEY_SLOTS;
+const STR_SLOTS = HASH_BASE + HASH_SLOTS;
 const KEY_WORDS = 6;                     // up to 24 bytes: the header and 23 characters
 const MAX_CACHED_CHARS = KEY_WORDS * 4 - 1;
 const encCache = new Array(STR_SLOTS);
@@ -1005,13 +1010,36 @@ function encAndKeep(s, slot) {
   }
 }
 
+// Slot `to` takes what slot `from` holds for the string s.
+function copyInto(from, to, s) {
+  if (encCache[from] !== s) return;
+  const n = encCacheLen[from];
+  const a = from * KEY_WORDS;
+  const b = to * KEY_WORDS;
+  for (let w = 0; w < KEY_WORDS; w++) encCacheWords[b + w] = encCacheWords[a + w];
+  encCacheLen[to] = n;
+  encCache[to] = s;
+}
+
 function encKey(k, j) {
-  if (j >= KEY_SLOTS) {
-    encString(k);
-  } else if (encCache[j] === k) {
+  if (j < KEY_SLOTS && encCache[j] === k) {
     copyCached(j);
   } else {
+    encKeyHashed(k, j);
+  }
+}
+
+// A key that missed at its position: its hash slot, then (a key new there too) kept in both.
+function encKeyHashed(k, j) {
+  const n = k.length;
+  const slot = n === 0 ? HASH_BASE : HASH_BASE + ((n * 7 + k.charCodeAt(0) * 3 + k.charCodeAt(n - 1)) & (HASH_SLOTS - 1));
+  if (encCache[slot] === k) {
+    copyCached(slot);
+  } else if (j < KEY_SLOTS) {
     encAndKeep(k, j);
+    copyInto(j, slot, k);
+  } else {
+    encAndKeep(k, slot);
   }
 }
 
