@@ -5,7 +5,7 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages} = require('./native.js');
+const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages, jsonPlainEnd} = require('./native.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
@@ -14,6 +14,8 @@ const errors = require('./errors.js');
 if (hasExternalStrings()) {
   codec.useExternalStrings(externalString);
 }
+// Long strings of JSON messages are scanned for characters to escape in Rust.
+codec.useJsonScan(jsonPlainEnd);
 
 const HEADER = 5;
 const KIND_MESSAGE = 2;
