@@ -14,16 +14,20 @@ const echo = async (subprocess, value) => {
   return reply;
 };
 
+/** What a message arrives as: itself, or in json mode what JSON.parse(JSON.stringify()) makes of it. */
+const arrivesAs = (serialization, message) => (serialization === 'json' ? JSON.parse(JSON.stringify(message)) : message);
+
 /** Sends every message in one go (so they share batches) to an echo child and checks each reply, in order. */
-const echoAllAtOnce = async (messages) => {
-  const subprocess = fork(fixture('echo.mjs'));
+const echoAllAtOnce = async (messages, serialization = 'advanced') => {
+  const subprocess = fork(fixture('echo.mjs'), [], {serialization});
   const replies = subprocess.getEachMessage()[Symbol.asyncIterator]();
   for (const message of messages) {
     subprocess.sendMessage(message);
   }
   for (const [index, message] of messages.entries()) {
     const {value} = await replies.next();
-    assert.ok(isDeepStrictEqual(value, message), `message ${index}: ${JSON.stringify(message)} came back as ${JSON.stringify(value)}`);
+    const wanted = arrivesAs(serialization, message);
+    assert.ok(isDeepStrictEqual(value, wanted), `message ${index}: ${JSON.stringify(message)} came back as ${JSON.stringify(value)}`);
   }
   subprocess.disconnect();
   await subprocess;
@@ -117,11 +121,11 @@ for (const [name, value] of Object.entries(CASES)) {
   });
 }
 
-test('advanced: object keys stay right when shapes change from one message to the next at the same positions', async () => {
-  // The encoder reuses the encoded form of the key it last wrote at each position of an object, and of a key
-  // that missed there, the one in a slot picked by its length and first and last characters; every kind of key
-  // passes through the same positions here, alternating, nested, past the 16 cached positions, and sharing
-  // those slots ('axb', 'ayb' and 'azb' take the same one).
+for (const serialization of ['advanced', 'json']) test(`${serialization}: object keys stay right when shapes change from one message to the next at the same positions`, async () => {
+  // The encoder reuses the encoded form of the key it last wrote at each position of an object, and (advanced)
+  // of a key that missed there, the one in a slot picked by its length and first and last characters; every
+  // kind of key passes through the same positions here, alternating, nested, past the 16 cached positions, and
+  // sharing those slots ('axb', 'ayb' and 'azb' take the same one).
   const long = 'k'.repeat(23);
   const longer = 'k'.repeat(24);
   const wide = Object.fromEntries(Array.from({length: 20}, (_, i) => [`key${i}`, i]));
@@ -140,19 +144,20 @@ test('advanced: object keys stay right when shapes change from one message to th
     {id: 1, payload: {file: 'f', size: 2}, owner: {user: 'u'}, tags: ['t'], ...wide, deps: [{id: 0, kind: 'hard'}]},
     {payload: 1, id: {owner: 2, file: 3}, [`${long}xy`]: {[`${long}xy`]: 4}},
   ];
-  const subprocess = fork(fixture('echo.mjs'));
+  const subprocess = fork(fixture('echo.mjs'), [], {serialization});
   for (let round = 0; round < 3; round++) {
     for (const value of shapes) {
       const reply = await echo(subprocess, value);
-      assert.deepEqual(Object.keys(reply), Object.keys(value));
-      assert.ok(isDeepStrictEqual(reply, value), `round ${round}: ${JSON.stringify(value)} came back as ${JSON.stringify(reply)}`);
+      const wanted = arrivesAs(serialization, value);
+      assert.deepEqual(Object.keys(reply), Object.keys(wanted));
+      assert.ok(isDeepStrictEqual(reply, wanted), `round ${round}: ${JSON.stringify(value)} came back as ${JSON.stringify(reply)}`);
     }
   }
   subprocess.disconnect();
   await subprocess;
 });
 
-test('advanced: string values stay right when one batch repeats, changes and alternates them at the same positions', async () => {
+for (const serialization of ['advanced', 'json']) test(`${serialization}: string values stay right when one batch repeats, changes and alternates them at the same positions`, async () => {
   // The encoder reuses the encoded form of a short string value that came twice in a row at the same position
   // of an object, until the batch is flushed. Every message here is sent in one go, so they share a batch.
   const s23 = 'v'.repeat(23);
@@ -178,7 +183,7 @@ test('advanced: string values stay right when one batch repeats, changes and alt
     messages.push({a: 'x', b: 'y'}, {b: 'x', a: 'y'}, {a: 'a', b: 'b'}, {a: 'a', b: 'b'}, wide, wide, {key0: 'value19', key19: 'value0'});
     messages.push(['t', 't', 'hello world'], {list: ['t', 't'], inner: {k: 't', payload: 'hello world'}});
   }
-  await echoAllAtOnce(messages);
+  await echoAllAtOnce(messages, serialization);
 });
 
 test('advanced: short strings that differ from a cached one in a single byte arrive as sent, as keys and values', async () => {
@@ -197,21 +202,21 @@ test('advanced: short strings that differ from a cached one in a single byte arr
   await echoAllAtOnce(messages);
 });
 
-test('advanced: empty strings as keys and values, in the first message a fresh child sends', async () => {
+for (const serialization of ['advanced', 'json']) test(`${serialization}: empty strings as keys and values, in the first message a fresh child sends`, async () => {
   // The encoder's string memory starts out holding '' with its bytes, so this first echo is written from it.
-  const subprocess = fork(fixture('echo.mjs'));
+  const subprocess = fork(fixture('echo.mjs'), [], {serialization});
   const value = {'': '', a: '', list: ['', {'': ''}]};
   assert.deepEqual(await echo(subprocess, value), value);
   subprocess.disconnect();
   await subprocess;
 });
 
-test('advanced: a short string value the encoder kept does not keep the long string it was sliced from alive', async () => {
+for (const serialization of ['advanced', 'json']) test(`${serialization}: a short string value the encoder kept does not keep the long string it was sliced from alive`, async () => {
   // A slice of 13 characters or more is a view into its parent string in V8. The encoder keeps short values
   // that repeat, and must forget them once the code that sent them has run, or 64 MiB stay alive for 20
   // characters.
   const {gc} = await import('./fixtures/r-helpers.mjs');
-  const subprocess = fork(fixture('echo.mjs'));
+  const subprocess = fork(fixture('echo.mjs'), [], {serialization});
   const heapUsed = () => {
     gc();
     return v8.getHeapStatistics().used_heap_size;

@@ -389,6 +389,7 @@ const ratios = [
 	{label: 'native-ipc ÷ Node raw stream floor', of: 'native-advanced', to: 'node-stream'},
 	{label: 'native-ipc json ÷ Node json', of: 'native-json', to: 'node-json'},
 	{label: 'native-ipc ÷ Bun json', of: 'native-advanced', to: 'bun-json'},
+	{label: 'native-ipc json ÷ Bun json', of: 'native-json', to: 'bun-json'},
 	{label: 'native-ipc ÷ Bun advanced', of: 'native-advanced', to: 'bun-advanced'},
 ]
 	.map(r => ({...r, values: ratio(r.of, r.to)}))

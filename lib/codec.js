@@ -1076,6 +1076,7 @@ function forgetValueStrings() {
     valueSeen[j] = '';
     valueMisses[j] = 0;
   }
+  jForgetValues();
 }
 
 // Own enumerable string-keyed properties, in property order (for-in visits
@@ -2710,12 +2711,13 @@ function jProps(v, depth) {
       if (opos + 1 > out.length) grow(1);
       out[opos++] = 0x2c;
     }
-    jString(k);
-    if (opos + 1 > out.length) grow(1);
-    out[opos++] = 0x3a;
-    let wrote;
+    if (i < KEY_SLOTS && jKeys[i] === k) jCopySlot(i);
+    else jKey(k, i);
+    let wrote = true;
     try {
-      wrote = jValue(v[k], k, depth + 1);
+      const x = v[k];
+      if (typeof x === 'string' && i < KEY_SLOTS) jValueString(x, i);
+      else wrote = jValue(x, k, depth + 1);
     } catch (e) {
       throw jAddSeg(e, SEG_KEY, k);
     }
@@ -2726,6 +2728,91 @@ function jProps(v, depth) {
   out[opos++] = 0x7d;
   jLeave();
   return true;
+}
+
+// `"key":` by the key's position in its object, and string values by theirs, as the advanced encoder keeps them
+// (see KEY_SLOTS and encValueString, whose rules the values follow: kept once they came twice in a row, given
+// up after VALUE_TRIES misses, forgotten when the running code ends): a hit is a comparison and a copy of a
+// few words instead of the string character by character. An empty slot holds the empty string with its
+// bytes, which a hit on '' writes rightly.
+const JSON_WORDS = 6;
+const jKeys = new Array(KEY_SLOTS).fill('');
+const jValues = new Array(KEY_SLOTS).fill('');
+const jValueSeen = new Array(KEY_SLOTS).fill('');
+const jValueMisses = new Uint8Array(KEY_SLOTS);
+// Slot j: key j; slot KEY_SLOTS + j: the value of position j.
+const jSlotLen = new Uint8Array(2 * KEY_SLOTS);
+const jSlotWords = new Uint32Array(2 * KEY_SLOTS * JSON_WORDS);
+const jSlotBytes = new Uint8Array(jSlotWords.buffer);
+
+function jEmptySlot(slot) {
+  const empty = slot < KEY_SLOTS ? [0x22, 0x22, 0x3a] : [0x22, 0x22];
+  jSlotBytes.set(empty, slot * JSON_WORDS * 4);
+  jSlotLen[slot] = empty.length;
+}
+for (let slot = 0; slot < 2 * KEY_SLOTS; slot++) jEmptySlot(slot);
+
+function jCopySlot(slot) {
+  const n = jSlotLen[slot];
+  if (opos + n + 3 > out.length) grow(n + 3);
+  const view = outViewBuf === out ? outView : outDataView(out);
+  const p = opos;
+  const base = slot * JSON_WORDS;
+  view.setUint32(p, jSlotWords[base], IS_LE);
+  for (let w = 1; w * 4 < n; w++) view.setUint32(p + w * 4, jSlotWords[base + w], IS_LE);
+  opos = p + n;
+}
+
+// Keeps the bytes from h to opos in the slot when they fit; whether they did.
+function jKeep(slot, h) {
+  const n = opos - h;
+  if (n > JSON_WORDS * 4) return false;
+  const base = slot * JSON_WORDS * 4;
+  for (let i = 0; i < n; i++) jSlotBytes[base + i] = out[h + i];
+  jSlotLen[slot] = n;
+  return true;
+}
+
+// `"key":` for the key at position j, kept for the next object when j < KEY_SLOTS.
+function jKey(k, j) {
+  const h = opos;
+  jString(k);
+  if (opos + 1 > out.length) grow(1);
+  out[opos++] = 0x3a;
+  if (j < KEY_SLOTS && jKeep(j, h)) jKeys[j] = k;
+}
+
+// A string value at position j < KEY_SLOTS.
+function jValueString(s, j) {
+  const misses = jValueMisses[j];
+  if (misses < VALUE_TRIES) {
+    if (jValues[j] === s) {
+      jValueMisses[j] = 0;
+      jCopySlot(KEY_SLOTS + j);
+      return;
+    }
+    jValueMisses[j] = misses + 1;
+    if (s.length <= MAX_CACHED_CHARS) {
+      keepUntilTurnEnds();
+      if (jValueSeen[j] === s) {
+        const h = opos;
+        jString(s);
+        if (jKeep(KEY_SLOTS + j, h)) jValues[j] = s;
+        return;
+      }
+      jValueSeen[j] = s;
+    }
+  }
+  jString(s);
+}
+
+function jForgetValues() {
+  for (let j = 0; j < KEY_SLOTS; j++) {
+    jEmptySlot(KEY_SLOTS + j);
+    jValues[j] = '';
+    jValueSeen[j] = '';
+    jValueMisses[j] = 0;
+  }
 }
 
 // LengthOfArrayLike for a Proxy of an array, whose 'length' trap may return anything.

@@ -193,7 +193,7 @@ export function svgChart(results) {
 		parts.push(text(panelW - 20, 20, '↑ throughput, ↓ time and memory', 'font-size="11" text-anchor="end" fill="#868e96"'));
 		results.ratios.forEach((r, c) => {
 			const short = {'node-json': 'Node json', 'node-advanced': 'Node adv.', floor: 'floor', 'floor-spin': 'spin floor', 'node-stream': 'stream', 'bun-json': 'Bun json', 'bun-advanced': 'Bun adv.'};
-			const name = r.of === 'native-json' ? 'json÷json' : (short[r.to] ?? r.to);
+			const name = r.of === 'native-json' ? `json÷${r.to === 'bun-json' ? 'Bun' : 'Node'}` : (short[r.to] ?? r.to);
 			parts.push(text(60 + c * colW + colW - 8, titleH + 8, name, 'font-size="10.5" text-anchor="end" font-weight="600" fill="#495057"'));
 		});
 		SCENARIOS.forEach((s, j) => {
