@@ -103,6 +103,13 @@ test('json: the encoder writes JSON.stringify\'s text byte for byte (a raw peer 
     '\u00e9'.repeat(5000),
     `lone ${'\ud800'.repeat(40)} surrogates`,
     Array.from({length: 1000}, (_, i) => i * 0.75 - 300),
+    Array.from({length: 1200}, (_, i) => (i % 7 === 0 ? -i : i)),
+    // Buffers, whose JSON text the encoder writes from their bytes while Buffer.prototype.toJSON is Node's own.
+    Buffer.alloc(0),
+    {bytes: Buffer.from([0, 9, 10, 99, 100, 255]), list: [Buffer.from('hi'), new Uint8Array([1, 2])]},
+    Buffer.from(Array.from({length: 100_000}, (_, i) => (i * 7) & 255)),
+    Object.assign(Buffer.from([1, 2, 3]), {toJSON: () => 'its own toJSON'}),
+    Object.defineProperty(Buffer.from([1, 2, 3]), 'length', {get: () => 2}),
   ];
   const subprocess = spawn(process.execPath, [fixturePath('v-raw-echo.cjs')], {ipc: true, serialization: 'json', stdio: ['pipe', 'pipe', 'inherit']});
   const output = collect(subprocess.stdout);

@@ -2544,6 +2544,11 @@ function jNumber(n) {
     if (n < 10) {
       out[p] = 48 + n;
       opos = p + 1;
+    } else if (n < 100) {
+      const d = (n / 10) | 0;
+      out[p] = 48 + d;
+      out[p + 1] = 48 + n - d * 10;
+      opos = p + 2;
     } else {
       jDigits(p, n);
     }
@@ -2638,7 +2643,13 @@ function jValue(v, key, depth) {
       return true;
     }
     const toJSON = v.toJSON;
-    if (typeof toJSON === 'function') return jResolved(toJSON.call(v, keyString(key)), depth);
+    if (typeof toJSON === 'function') {
+      if (toJSON === bufferToJSON && typedArrayTag.call(v) === 'Uint8Array' && !hasOwnProperty.call(v, 'length')) {
+        jBufferJson(v);
+        return true;
+      }
+      return jResolved(toJSON.call(v, keyString(key)), depth);
+    }
     return jObject(v, depth);
   }
   if (typeof v === 'boolean') {
@@ -2650,6 +2661,42 @@ function jValue(v, key, depth) {
     if (typeof toJSON === 'function') return jResolved(toJSON.call(v, keyString(key)), depth);
   }
   return jResolved(v, depth);
+}
+
+// What Node's own Buffer.prototype.toJSON gives, {type: 'Buffer', data: [...the bytes]}, as JSON text written
+// from the bytes: the same text without building an array of the bytes and reading it back (16 MiB: ~110 ms
+// for toJSON alone). That toJSON calls nothing a user could change on a Uint8Array with its own length getter.
+const bufferToJSON = Buffer.prototype.toJSON;
+const BUFFER_JSON_HEAD = Buffer.from('{"type":"Buffer","data":[');
+// The decimal text of each byte value and a comma: 4 bytes a value, the count in BYTE_TEXT_LEN.
+const BYTE_TEXT = new Uint8Array(256 * 4);
+const BYTE_TEXT_LEN = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  const text = `${b},`;
+  for (let i = 0; i < text.length; i++) BYTE_TEXT[b * 4 + i] = text.charCodeAt(i);
+  BYTE_TEXT_LEN[b] = text.length;
+}
+
+function jBufferJson(v) {
+  const n = v.length;
+  const room = BUFFER_JSON_HEAD.length + n * 4 + 2;
+  if (opos + room > out.length) grow(room);
+  const b = out;
+  let p = opos;
+  for (let i = 0; i < BUFFER_JSON_HEAD.length; i++) b[p++] = BUFFER_JSON_HEAD[i];
+  for (let i = 0; i < n; i++) {
+    const x = v[i] * 4;
+    const len = BYTE_TEXT_LEN[v[i]];
+    b[p] = BYTE_TEXT[x];
+    b[p + 1] = BYTE_TEXT[x + 1];
+    b[p + 2] = BYTE_TEXT[x + 2];
+    b[p + 3] = BYTE_TEXT[x + 3];
+    p += len;
+  }
+  if (n !== 0) p--;                      // the last comma
+  b[p] = 0x5d;
+  b[p + 1] = 0x7d;
+  opos = p + 2;
 }
 
 // The steps of SerializeJSONProperty after toJSON.
@@ -2834,7 +2881,30 @@ function jArray(v, depth) {
     }
     const x = v[i];
     if (typeof x === 'number') {
-      jNumber(x);
+      // Integers 0 to 999 (counts, a Buffer's bytes) here, -0 among them as "0"; any other in jNumber.
+      if ((x >>> 0) === x && x < 1000) {
+        if (opos + 3 > out.length) grow(3);
+        const p = opos;
+        if (x < 10) {
+          out[p] = 48 + x;
+          opos = p + 1;
+        } else if (x < 100) {
+          const t = (x / 10) | 0;
+          out[p] = 48 + t;
+          out[p + 1] = 48 + x - t * 10;
+          opos = p + 2;
+        } else {
+          const h = (x / 100) | 0;
+          const r = x - h * 100;
+          const t = (r / 10) | 0;
+          out[p] = 48 + h;
+          out[p + 1] = 48 + t;
+          out[p + 2] = 48 + r - t * 10;
+          opos = p + 3;
+        }
+      } else {
+        jNumber(x);
+      }
       continue;
     }
     let wrote;
@@ -3212,13 +3282,42 @@ function jObj() {
   return obj;
 }
 
+// Elements that are non-negative integers of up to 15 digits followed at once by ',' or ']' (an array of
+// counts, the bytes of a Buffer's toJSON) are read here; anything else from its start by jRead.
 function jArr() {
   const arr = [];
   if (jEmpty(0x5d)) return arr;
-  do {
+  const b = jb;
+  for (;;) {
+    const start = jp;
+    let p = start;
+    let c = b[p];
+    if (p < je && c >= 0x30 && c <= 0x39) {
+      let v = c - 0x30;
+      p++;
+      if (v !== 0) {
+        while (p < je && (c = b[p]) >= 0x30 && c <= 0x39 && p - start < 15) {
+          v = v * 10 + (c - 0x30);
+          p++;
+        }
+      }
+      if (p < je) {
+        c = b[p];
+        if (c === 0x2c) {
+          arr.push(v);
+          jp = p + 1;
+          continue;
+        }
+        if (c === 0x5d) {
+          arr.push(v);
+          jp = p + 1;
+          return arr;
+        }
+      }
+    }
     arr.push(jRead());
-  } while (jMore(0x5d));
-  return arr;
+    if (!jMore(0x5d)) return arr;
+  }
 }
 
 function decodeJson(buf, start, end) {
