@@ -1444,14 +1444,19 @@ function encodeAdvanced(writer, value) {
   } catch (e) {
     throw publicEncodeError(e);
   } finally {
-    encBusy = false;
     refClear();
-    W = null;
-    out = EMPTY;
-    if (outViewBuf !== null && outViewBuf.length > VIEW_KEEP_MAX) {
-      outView = null;
-      outViewBuf = null;
-    }
+    encodeDone();
+  }
+}
+
+// Returns the encoder to its idle state (either serialization), letting go of a large output buffer's view.
+function encodeDone() {
+  encBusy = false;
+  W = null;
+  out = EMPTY;
+  if (outViewBuf !== null && outViewBuf.length > VIEW_KEEP_MAX) {
+    outView = null;
+    outViewBuf = null;
   }
 }
 
@@ -2943,20 +2948,14 @@ function encodeJson(writer, value) {
     jStackClear();
     if (!isStackOverflow(e)) throw publicJsonError(e);
     // Nested deeper than this recursion reaches: V8's JSON.stringify goes deeper (running toJSON and getters
-    // again, which only a value thousands of levels deep meets).
+    // again, which only a value thousands of levels deep meets). The encoder is idle meanwhile, so a toJSON
+    // that sends on another channel encodes as any other send.
     writer.pos = start;
-    W = null;
-    out = EMPTY;
+    encodeDone();
     jsonTextInto(writer, value);
   } finally {
-    encBusy = false;
     jStackClear();
-    W = null;
-    out = EMPTY;
-    if (outViewBuf !== null && outViewBuf.length > VIEW_KEEP_MAX) {
-      outView = null;
-      outViewBuf = null;
-    }
+    encodeDone();
   }
 }
 
@@ -2966,7 +2965,7 @@ function encodeJsonNested(writer, value) {
     throw unserializable('encodeJson() was called re-entrantly on the Writer that is being written');
   }
   const sW = W, sPos = opos, sStack = jStack, sDepth = jDepth;
-  if (sW !== null) sW.pos = sPos;
+  sW.pos = sPos;
   W = writer; out = writer.buf; opos = writer.pos;
   jStack = []; jDepth = 0;
   try {
@@ -2975,7 +2974,7 @@ function encodeJsonNested(writer, value) {
   } catch (e) {
     throw publicJsonError(e);
   } finally {
-    W = sW; out = sW === null ? EMPTY : sW.buf; opos = sPos;
+    W = sW; out = sW.buf; opos = sPos;
     jStack = sStack; jDepth = sDepth;
   }
 }
