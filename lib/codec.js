@@ -2672,23 +2672,30 @@ function jValue(v, key, depth) {
 // from the bytes: the same text without building an array of the bytes and reading it back (16 MiB: ~110 ms
 // for toJSON alone). That toJSON calls nothing a user could change on a Uint8Array with its own length getter.
 const bufferToJSON = Buffer.prototype.toJSON;
-const BUFFER_JSON_HEAD = Buffer.from('{"type":"Buffer","data":[');
-// The decimal text of each byte value and a comma: 4 bytes a value, the count in BYTE_TEXT_LEN.
-const BYTE_TEXT = new Uint8Array(256 * 4);
-const BYTE_TEXT_LEN = new Uint8Array(256);
-for (let b = 0; b < 256; b++) {
-  const text = `${b},`;
-  for (let i = 0; i < text.length; i++) BYTE_TEXT[b * 4 + i] = text.charCodeAt(i);
-  BYTE_TEXT_LEN[b] = text.length;
+// The decimal text of each byte value and a comma: 4 bytes a value, the count in byteTextLen. Made on first
+// use, not in every child's start-up.
+var byteText;
+var byteTextLen;
+
+function makeByteText() {
+  byteText = new Uint8Array(256 * 4);
+  byteTextLen = new Uint8Array(256);
+  for (let b = 0; b < 256; b++) {
+    const text = `${b},`;
+    for (let i = 0; i < text.length; i++) byteText[b * 4 + i] = text.charCodeAt(i);
+    byteTextLen[b] = text.length;
+  }
 }
 
 function jBufferJson(v) {
+  if (byteText === undefined) makeByteText();
+  const BYTE_TEXT = byteText;
+  const BYTE_TEXT_LEN = byteTextLen;
   const n = v.length;
-  const room = BUFFER_JSON_HEAD.length + n * 4 + 2;
-  if (opos + room > out.length) grow(room);
+  jAscii('{"type":"Buffer","data":[');
+  if (opos + n * 4 + 2 > out.length) grow(n * 4 + 2);
   const b = out;
   let p = opos;
-  for (let i = 0; i < BUFFER_JSON_HEAD.length; i++) b[p++] = BUFFER_JSON_HEAD[i];
   for (let i = 0; i < n; i++) {
     const x = v[i] * 4;
     const len = BYTE_TEXT_LEN[v[i]];
@@ -2798,9 +2805,11 @@ const jSlotWords = new Uint32Array(2 * KEY_SLOTS * JSON_WORDS);
 const jSlotBytes = new Uint8Array(jSlotWords.buffer);
 
 function jEmptySlot(slot) {
-  const empty = slot < KEY_SLOTS ? [0x22, 0x22, 0x3a] : [0x22, 0x22];
-  jSlotBytes.set(empty, slot * JSON_WORDS * 4);
-  jSlotLen[slot] = empty.length;
+  const base = slot * JSON_WORDS * 4;
+  jSlotBytes[base] = 0x22;
+  jSlotBytes[base + 1] = 0x22;
+  if (slot < KEY_SLOTS) jSlotBytes[base + 2] = 0x3a;
+  jSlotLen[slot] = slot < KEY_SLOTS ? 3 : 2;
 }
 for (let slot = 0; slot < 2 * KEY_SLOTS; slot++) jEmptySlot(slot);
 
