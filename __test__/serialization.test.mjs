@@ -503,14 +503,15 @@ test('advanced: long ASCII and UTF-16 strings, at even and odd offsets, stay int
   await subprocess;
 });
 
-test('advanced: long strings a child sends on while the parent is not reading arrive intact and in order', async () => {
-  // relay.mjs sends each string on from the frame it arrived in (lib/codec.js relayed()); with the parent not
-  // reading, the kernel takes little of each at once, and the rest waits in the child: lent from that frame
-  // when the string ends the batch and nothing else waits, copied behind it otherwise.
+for (const serialization of ['advanced', 'json']) test(`${serialization}: long strings a child sends on while the parent is not reading arrive intact and in order`, async () => {
+  // relay.mjs sends each string on from the frame it arrived in (lib/codec.js relayed(), and jRelayed() with
+  // its quotes in json mode); with the parent not reading, the kernel takes little of each at once, and the rest
+  // waits in the child: lent from that frame when the string ends the batch and nothing else waits, copied
+  // behind it otherwise.
   const MiB = 1024 * 1024;
   const big = (c) => c.repeat(6 * MiB - 1) + '!';
   const cases = [big('a'), 'small', {last: big('b')}, {first: big('c'), n: 2}, [big('d'), big('d')], big('e')];
-  const subprocess = fork(fixture('relay.mjs'));
+  const subprocess = fork(fixture('relay.mjs'), [], {serialization});
   const replies = [];
   const iterator = subprocess.getEachMessage()[Symbol.asyncIterator]();
   // Once the child listens, each message is sent on in the turn it arrives in.
