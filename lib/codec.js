@@ -736,10 +736,10 @@ function longStrHeader(b, h, n, hs) {
 }
 
 // Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
-// decodeLongString), at most RELAY_SLOTS: [string, its bytes in the frame, whether those are its JSON text, quotes
-// included (jStr marks them)] each. An echo or a relay that sends one on writes those bytes (an external part the channel lends to Rust) instead of encoding the string again,
-// and the sending side keeps no copy of what the kernel did not take yet. Forgotten at setImmediate, so that
-// they never keep a frame alive for long.
+// decodeLongString), at most RELAY_SLOTS: [string, its bytes in the frame, whether those are its JSON text with
+// its quotes (jStr marks them)] each. An echo or a relay that sends one on writes those bytes (an external part
+// the channel lends to Rust) instead of encoding the string again, and the sending side keeps no copy of what
+// the kernel did not take yet. Forgotten at setImmediate, so that they never keep a frame alive for long.
 const RELAY_SLOTS = 4;
 const relaySlots = [];
 var relayCount = 0;
@@ -2391,7 +2391,7 @@ function decodeNested(buf, start, end) {
 // QuoteJSONString, without replacer or indent), writing UTF-8 straight into the Writer: the same user code runs
 // in the same order (toJSON, getters, a Proxy's traps), so the bytes are those of JSON.stringify's text. V8's
 // JSON.stringify builds a string that then has to be encoded again: 405 ns for the small message, where this
-// takes 160-220 ns, and 46 ms for a 16 MiB string against 2.8 ms (JSON.stringify checks each character for
+// takes 136-220 ns, and 46 ms for a 16 MiB string against 2.8 ms (JSON.stringify checks each character for
 // escapes at ~2 ns; here utf8Write writes the string and the addon scans its bytes, see useJsonScan()).
 // (node bench/codec-micro.mjs, best of rounds.)
 
@@ -2670,7 +2670,8 @@ function jValue(v, key, depth) {
 
 // What Node's own Buffer.prototype.toJSON gives, {type: 'Buffer', data: [...the bytes]}, as JSON text written
 // from the bytes: the same text without building an array of the bytes and reading it back (16 MiB: ~110 ms
-// for toJSON alone). That toJSON calls nothing a user could change on a Uint8Array with its own length getter.
+// for toJSON alone). That toJSON reads the length and the bytes; where it is called, a Uint8Array with an own
+// 'length' is left to it.
 const bufferToJSON = Buffer.prototype.toJSON;
 // The decimal text of each byte value and a comma: 4 bytes a value, the count in byteTextLen. Made on first
 // use, not in every child's start-up.
@@ -2718,7 +2719,9 @@ function jResolved(v, depth) {
     case 'number': jNumber(v); return true;
     case 'boolean': jAscii(v ? 'true' : 'false'); return true;
     case 'object': if (v === null) { jAscii('null'); return true; } return jObject(v, depth);
-    case 'bigint': throw new PathError('is a BigInt, which JSON cannot hold (JSON.stringify: "Do not know how to serialize a BigInt"); serialization: \'advanced\' carries it');
+    case 'bigint':
+      throw new PathError('is a BigInt, which JSON cannot hold (JSON.stringify: "Do not know how to serialize a ' +
+        'BigInt"); serialization: \'advanced\' carries it');
     default: return false;
   }
 }
@@ -2741,7 +2744,8 @@ function jObject(v, depth) {
 function jEnter(v) {
   for (let i = 0; i < jDepth; i++) {
     if (jStack[i] === v) {
-      throw new PathError('refers back to an object that contains it: JSON cannot hold a circular structure (JSON.stringify: "Converting circular structure to JSON")');
+      throw new PathError('refers back to an object that contains it: JSON cannot hold a circular structure ' +
+        '(JSON.stringify: "Converting circular structure to JSON")');
     }
   }
   jStack[jDepth++] = v;
@@ -3036,10 +3040,10 @@ function jRelayed(s, len) {
 //
 // A parser over the UTF-8 bytes that builds what JSON.parse builds from their text (own data properties in
 // text order, a later duplicate key replacing the value in place, "__proto__" an own property, -0 from "-0",
-// numbers by Number() when not small integers, strings with escapes and lone surrogates as written). Anything
-// it does not take, a syntax error, bytes that are not UTF-8 or nesting deeper than its recursion, goes the
-// text route instead: the bytes decoded to a string and JSON.parse, which gives the value or the exact error.
-// It skips decoding the whole text to a string, which JSON.parse then reads again: 460 ns for the small
+// numbers rounded as JSON.parse rounds them (see jNum), strings with escapes and lone surrogates as written).
+// Anything it does not take, a syntax error, bytes that are not UTF-8 or nesting deeper than its recursion,
+// goes the text route instead: the bytes decoded to a string and JSON.parse, which gives the value or the exact
+// error. It skips decoding the whole text to a string, which JSON.parse then reads again: 460 ns for the small
 // message before, 130-170 now; a 16 MiB string 15 ms, now 2.9 (a copy; in the channel, a long ASCII string is
 // a view of the frame, see decodeLongString).
 
