@@ -940,12 +940,17 @@ const HASH_BASE = 2 * KEY_SLOTS;
 const STR_SLOTS = HASH_BASE + HASH_SLOTS;
 const KEY_WORDS = 6;                     // up to 24 bytes: the header and 23 characters
 const MAX_CACHED_CHARS = KEY_WORDS * 4 - 1;
+// After the advanced encoder's slots, the json encoder's: JSON_KEY_SLOT + j holds the key of position j,
+// JSON_VALUE_SLOT + j its string value (see jKey).
+const JSON_KEY_SLOT = STR_SLOTS;
+const JSON_VALUE_SLOT = STR_SLOTS + KEY_SLOTS;
+const CACHE_SLOTS = STR_SLOTS + 2 * KEY_SLOTS;
 const encCache = new Array(STR_SLOTS);
-const encCacheLen = new Uint8Array(STR_SLOTS);
+const encCacheLen = new Uint8Array(CACHE_SLOTS);
 // The encoded bytes, read back as 32-bit words in this machine's byte order and written back in it: a hit is
 // a few DataView stores, much cheaper in V8 than a byte loop over two typed arrays (which rechecks both arrays
 // on every byte).
-const encCacheWords = new Uint32Array(STR_SLOTS * KEY_WORDS);
+const encCacheWords = new Uint32Array(CACHE_SLOTS * KEY_WORDS);
 const encCacheBytes = new Uint8Array(encCacheWords.buffer);
 
 // An empty slot holds the empty string with its encoding (fixstr 0xa0), never null: TurboFan specializes
@@ -2774,7 +2779,7 @@ function jProps(v, depth) {
       if (opos + 1 > out.length) grow(1);
       out[opos++] = 0x2c;
     }
-    if (i < KEY_SLOTS && jKeys[i] === k) jCopySlot(i);
+    if (i < KEY_SLOTS && jKeys[i] === k) copyCached(JSON_KEY_SLOT + i);
     else jKey(k, i);
     let wrote = true;
     try {
@@ -2796,45 +2801,29 @@ function jProps(v, depth) {
 // `"key":` by the key's position in its object, and string values by theirs, as the advanced encoder keeps them
 // (see KEY_SLOTS and encValueString, whose rules the values follow: kept once they came twice in a row, given
 // up after VALUE_TRIES misses, forgotten when the running code ends): a hit is a comparison and a copy of a
-// few words instead of the string character by character. An empty slot holds the empty string with its
-// bytes, which a hit on '' writes rightly.
-const JSON_WORDS = 6;
+// few words (copyCached, from the slots after the advanced encoder's) instead of the string character by
+// character. An empty slot holds the empty string with its bytes, which a hit on '' writes rightly.
 const jKeys = new Array(KEY_SLOTS).fill('');
 const jValues = new Array(KEY_SLOTS).fill('');
 const jValueSeen = new Array(KEY_SLOTS).fill('');
 const jValueMisses = new Uint8Array(KEY_SLOTS);
-// Slot j: key j; slot KEY_SLOTS + j: the value of position j.
-const jSlotLen = new Uint8Array(2 * KEY_SLOTS);
-const jSlotWords = new Uint32Array(2 * KEY_SLOTS * JSON_WORDS);
-const jSlotBytes = new Uint8Array(jSlotWords.buffer);
 
 function jEmptySlot(slot) {
-  const base = slot * JSON_WORDS * 4;
-  jSlotBytes[base] = 0x22;
-  jSlotBytes[base + 1] = 0x22;
-  if (slot < KEY_SLOTS) jSlotBytes[base + 2] = 0x3a;
-  jSlotLen[slot] = slot < KEY_SLOTS ? 3 : 2;
+  const base = slot * KEY_WORDS * 4;
+  encCacheBytes[base] = 0x22;
+  encCacheBytes[base + 1] = 0x22;
+  if (slot < JSON_VALUE_SLOT) encCacheBytes[base + 2] = 0x3a;
+  encCacheLen[slot] = slot < JSON_VALUE_SLOT ? 3 : 2;
 }
-for (let slot = 0; slot < 2 * KEY_SLOTS; slot++) jEmptySlot(slot);
-
-function jCopySlot(slot) {
-  const n = jSlotLen[slot];
-  if (opos + n + 3 > out.length) grow(n + 3);
-  const view = outViewBuf === out ? outView : outDataView(out);
-  const p = opos;
-  const base = slot * JSON_WORDS;
-  view.setUint32(p, jSlotWords[base], IS_LE);
-  for (let w = 1; w * 4 < n; w++) view.setUint32(p + w * 4, jSlotWords[base + w], IS_LE);
-  opos = p + n;
-}
+for (let slot = JSON_KEY_SLOT; slot < CACHE_SLOTS; slot++) jEmptySlot(slot);
 
 // Keeps the bytes from h to opos in the slot when they fit; whether they did.
 function jKeep(slot, h) {
   const n = opos - h;
-  if (n > JSON_WORDS * 4) return false;
-  const base = slot * JSON_WORDS * 4;
-  for (let i = 0; i < n; i++) jSlotBytes[base + i] = out[h + i];
-  jSlotLen[slot] = n;
+  if (n > KEY_WORDS * 4) return false;
+  const base = slot * KEY_WORDS * 4;
+  for (let i = 0; i < n; i++) encCacheBytes[base + i] = out[h + i];
+  encCacheLen[slot] = n;
   return true;
 }
 
@@ -2844,7 +2833,7 @@ function jKey(k, j) {
   jString(k);
   if (opos + 1 > out.length) grow(1);
   out[opos++] = 0x3a;
-  if (j < KEY_SLOTS && jKeep(j, h)) jKeys[j] = k;
+  if (j < KEY_SLOTS && jKeep(JSON_KEY_SLOT + j, h)) jKeys[j] = k;
 }
 
 // A string value at position j < KEY_SLOTS.
@@ -2853,7 +2842,7 @@ function jValueString(s, j) {
   if (misses < VALUE_TRIES) {
     if (jValues[j] === s) {
       jValueMisses[j] = 0;
-      jCopySlot(KEY_SLOTS + j);
+      copyCached(JSON_VALUE_SLOT + j);
       return;
     }
     jValueMisses[j] = misses + 1;
@@ -2862,7 +2851,7 @@ function jValueString(s, j) {
       if (jValueSeen[j] === s) {
         const h = opos;
         jString(s);
-        if (jKeep(KEY_SLOTS + j, h)) jValues[j] = s;
+        if (jKeep(JSON_VALUE_SLOT + j, h)) jValues[j] = s;
         return;
       }
       jValueSeen[j] = s;
@@ -2873,7 +2862,7 @@ function jValueString(s, j) {
 
 function jForgetValues() {
   for (let j = 0; j < KEY_SLOTS; j++) {
-    jEmptySlot(KEY_SLOTS + j);
+    jEmptySlot(JSON_VALUE_SLOT + j);
     jValues[j] = '';
     jValueSeen[j] = '';
     jValueMisses[j] = 0;
