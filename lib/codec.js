@@ -2638,7 +2638,7 @@ function keyString(key) {
 
 // SerializeJSONProperty for the value `v` of property `key` (a string, or an array index as a number): false
 // when it has no JSON text (undefined, a function, a symbol), and nothing was written.
-function jValue(v, key, depth) {
+function jValue(v, key) {
   if (typeof v === 'string') {
     jString(v);
     return true;
@@ -2658,9 +2658,9 @@ function jValue(v, key, depth) {
         jBufferJson(v);
         return true;
       }
-      return jResolved(toJSON.call(v, keyString(key)), depth);
+      return jResolved(toJSON.call(v, keyString(key)));
     }
-    return jObject(v, depth);
+    return jObject(v);
   }
   if (typeof v === 'boolean') {
     jAscii(v ? 'true' : 'false');
@@ -2668,9 +2668,9 @@ function jValue(v, key, depth) {
   }
   if (typeof v === 'bigint' || typeof v === 'function') {
     const toJSON = v.toJSON;
-    if (typeof toJSON === 'function') return jResolved(toJSON.call(v, keyString(key)), depth);
+    if (typeof toJSON === 'function') return jResolved(toJSON.call(v, keyString(key)));
   }
-  return jResolved(v, depth);
+  return jResolved(v);
 }
 
 // What Node's own Buffer.prototype.toJSON gives, {type: 'Buffer', data: [...the bytes]}, as JSON text written
@@ -2703,8 +2703,9 @@ function jBufferJson(v) {
   const b = out;
   let p = opos;
   for (let i = 0; i < n; i++) {
-    const x = v[i] * 4;
-    const len = BYTE_TEXT_LEN[v[i]];
+    const c = v[i];
+    const x = c * 4;
+    const len = BYTE_TEXT_LEN[c];
     b[p] = BYTE_TEXT[x];
     b[p + 1] = BYTE_TEXT[x + 1];
     b[p + 2] = BYTE_TEXT[x + 2];
@@ -2718,12 +2719,12 @@ function jBufferJson(v) {
 }
 
 // The steps of SerializeJSONProperty after toJSON.
-function jResolved(v, depth) {
+function jResolved(v) {
   switch (typeof v) {
     case 'string': jString(v); return true;
     case 'number': jNumber(v); return true;
     case 'boolean': jAscii(v ? 'true' : 'false'); return true;
-    case 'object': if (v === null) { jAscii('null'); return true; } return jObject(v, depth);
+    case 'object': if (v === null) { jAscii('null'); return true; } return jObject(v);
     case 'bigint':
       throw new PathError('is a BigInt, which JSON cannot hold (JSON.stringify: "Do not know how to serialize a ' +
         'BigInt"); serialization: \'advanced\' carries it');
@@ -2734,16 +2735,16 @@ function jResolved(v, depth) {
 // An object, after toJSON: a Number, String, Boolean or BigInt object as its primitive (ToNumber and ToString
 // as JSON.stringify calls them), an array (or a Proxy of one) as an array, anything else by its own
 // enumerable string keys. Array.isArray and isBoxedPrimitive run no trap of a Proxy; getPrototypeOf would.
-function jObject(v, depth) {
-  if (isArray(v)) return jArray(v, depth);
+function jObject(v) {
+  if (isArray(v)) return jArray(v);
   if (isBoxedPrimitive(v)) {
     if (isNumberObject(v)) jNumber(Number(v));
     else if (isStringObject(v)) jString(String(v));
     else if (isBooleanObject(v)) jAscii(booleanValueOf.call(v) ? 'true' : 'false');
-    else jResolved(bigintValueOf.call(v), depth);
+    else jResolved(bigintValueOf.call(v));
     return true;
   }
-  return jProps(v, depth);
+  return jProps(v);
 }
 
 function jEnter(v) {
@@ -2766,7 +2767,7 @@ function jAddSeg(e, kind, s) {
   return e;
 }
 
-function jProps(v, depth) {
+function jProps(v) {
   jEnter(v);
   const keys = objectKeys(v);
   if (opos + 1 > out.length) grow(1);
@@ -2785,7 +2786,7 @@ function jProps(v, depth) {
     try {
       const x = v[k];
       if (typeof x === 'string' && i < KEY_SLOTS) jValueString(x, i);
-      else wrote = jValue(x, k, depth + 1);
+      else wrote = jValue(x, k);
     } catch (e) {
       throw jAddSeg(e, SEG_KEY, k);
     }
@@ -2875,7 +2876,7 @@ function toLength(x) {
   return n > 0 ? Math.min(n, Number.MAX_SAFE_INTEGER) : 0;
 }
 
-function jArray(v, depth) {
+function jArray(v) {
   jEnter(v);
   let len = v.length;
   if ((len >>> 0) !== len) len = toLength(len);
@@ -2916,7 +2917,7 @@ function jArray(v, depth) {
     }
     let wrote;
     try {
-      wrote = jValue(x, i, depth + 1);
+      wrote = jValue(x, i);
     } catch (e) {
       throw jAddSeg(e, SEG_INDEX, i);
     }
@@ -2944,7 +2945,7 @@ function encodeJson(writer, value) {
   opos = writer.pos;
   const start = opos;
   try {
-    if (!jValue(value, '', 1)) throw notJson(value);
+    if (!jValue(value, '')) throw notJson(value);
     writer.pos = opos;
   } catch (e) {
     jStackClear();
@@ -2971,7 +2972,7 @@ function encodeJsonNested(writer, value) {
   W = writer; out = writer.buf; opos = writer.pos;
   jStack = []; jDepth = 0;
   try {
-    if (!jValue(value, '', 1)) throw notJson(value);
+    if (!jValue(value, '')) throw notJson(value);
     writer.pos = opos;
   } catch (e) {
     throw publicJsonError(e);
