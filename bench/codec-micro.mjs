@@ -20,9 +20,9 @@ import v8 from 'node:v8';
 
 const require = createRequire(import.meta.url);
 const codec = require('../lib/codec.js');
-// As lib/channel.js sets the codec up: the addon scans long JSON strings for characters to escape. (External
-// strings are left out: a decoded 16 MiB string is a copy here, in both serializations.)
-codec.useJsonScan(require('../lib/native.js').jsonPlainEnd);
+// As lib/channel.js sets the codec up: the addon scans and escapes long JSON strings. (External strings are
+// left out: a decoded 16 MiB string is a copy here, in both serializations.)
+codec.useJsonNative(require('../lib/native.js'));
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');

@@ -5,7 +5,8 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages, jsonPlainEnd} = require('./native.js');
+const addon = require('./native.js');
+const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages} = addon;
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
@@ -14,8 +15,8 @@ const errors = require('./errors.js');
 if (hasExternalStrings()) {
   codec.useExternalStrings(externalString);
 }
-// Long strings of JSON messages are scanned for characters to escape in Rust.
-codec.useJsonScan(jsonPlainEnd);
+// Long strings of JSON messages are scanned and escaped in Rust.
+codec.useJsonNative(addon);
 
 const HEADER = 5;
 const KIND_MESSAGE = 2;

@@ -2397,7 +2397,7 @@ function decodeNested(buf, start, end) {
 // in the same order (toJSON, getters, a Proxy's traps), so the bytes are those of JSON.stringify's text. V8's
 // JSON.stringify builds a string that then has to be encoded again: 405 ns for the small message, where this
 // takes 136-220 ns, and 46 ms for a 16 MiB string against 2.8 ms (JSON.stringify checks each character for
-// escapes at ~2 ns; here utf8Write writes the string and the addon scans its bytes, see useJsonScan()).
+// escapes at ~2 ns; here utf8Write writes the string and the addon scans its bytes, see useJsonNative()).
 // (node bench/codec-micro.mjs, best of rounds.)
 
 // The escape of each ASCII character in a JSON string: 0 none, otherwise the character after the backslash
@@ -2408,14 +2408,18 @@ JSON_ESC[0x08] = 0x62; JSON_ESC[0x09] = 0x74; JSON_ESC[0x0a] = 0x6e; JSON_ESC[0x
 JSON_ESC[0x22] = 0x22; JSON_ESC[0x5c] = 0x5c;
 const HEX_DIGITS = new Uint8Array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
 
-// Set by the channel: (buffer, start, end) => the index of the first byte in [start, end) that a JSON string
-// cannot hold as it is (below 0x20, '"' or '\'), or end. A JS loop takes ~1.1 ns a byte, the addon ~130 ns a
-// call and 0.08 ns a byte (16 MiB: ~18 ms against ~1.5).
+// Set by the channel: the addon's scans of long JSON strings (src/strings.rs), all (buffer, start, end):
+// jsonPlainEnd, the index of the first byte in [start, end) that a JSON string cannot hold as it is (below 0x20,
+// '"' or '\'), or end; jsonStringEnd, the closing quote of a string with escapes, or end; jsonEscapeCount and
+// jsonEscapeInPlace(buffer, start, end, extra), the escaping of those bytes. A JS loop takes ~1.1 ns a byte, the
+// addon ~130 ns a call and 0.08 ns a byte (16 MiB: ~18 ms against ~1.5); it is asked from JSON_SCAN_MIN bytes.
 var jsonScan;
+var jsonNative;
 const JSON_SCAN_MIN = 256;
 
-function useJsonScan(fn) {
-  jsonScan = fn;
+function useJsonNative(native) {
+  jsonNative = native;
+  jsonScan = native.jsonPlainEnd;
 }
 
 function jsonPlainEnd(b, p, end) {
@@ -2482,9 +2486,10 @@ function jQuoteChars(s, len) {
   opos = p;
 }
 
+// Below JSON_SCAN_MIN characters, one pass character by character; longer, utf8Write and the addon's scan.
 function jString(s) {
   const len = s.length;
-  if (len < SHORT_STR) jQuoteChars(s, len);
+  if (len < JSON_SCAN_MIN) jQuoteChars(s, len);
   else jLongString(s, len);
 }
 
@@ -2508,37 +2513,28 @@ function jLongString(s, len) {
   out[h] = 0x22;
   let end = h + 1 + n;
   const q = jsonPlainEnd(out, h + 1, end);
-  if (q !== end) end = jEscapeInPlace(q, end);
+  if (q !== end) {
+    if (jsonNative === undefined) {
+      // Without the addon (the codec on its own): written again character by character, escapes and all.
+      opos = h;
+      jQuoteChars(s, len);
+      return;
+    }
+    end = jEscapeNative(q, end);
+  }
   out[end] = 0x22;
   opos = end + 1;
 }
 
-// Escapes the bytes [q, end) of the output where they are (q is the first to escape); returns the new end.
-function jEscapeInPlace(q, end) {
-  let extra = 0;
-  for (let i = q; i < end; i++) {
-    const c = out[i];
-    if (c < 0x80 && JSON_ESC[c] !== 0) extra += JSON_ESC[c] === 0x75 ? 5 : 1;
-  }
+// Escapes the bytes [q, end) of the output where they are, in the addon; returns the new end. (In JS, two
+// passes over 16 MiB of text with line breaks took 49.6 ms, more than JSON.stringify's 38.2.)
+function jEscapeNative(q, end) {
+  const extra = jsonNative.jsonEscapeCount(out, q, end);
   if (end + extra + 1 > out.length) {
     opos = end;                        // grow() keeps the bytes before opos
     grow(extra + 1);
   }
-  const b = out;
-  let w = end + extra;
-  for (let r = end - 1; r >= q; r--) {
-    const c = b[r];
-    const e = c < 0x80 ? JSON_ESC[c] : 0;
-    if (e === 0) {
-      b[--w] = c;
-    } else if (e === 0x75) {
-      w -= 6;
-      jWriteUnitEscape(b, w, c);
-    } else {
-      b[--w] = e;
-      b[--w] = 0x5c;
-    }
-  }
+  jsonNative.jsonEscapeInPlace(out, q, end, extra);
   return end + extra;
 }
 
@@ -3114,56 +3110,25 @@ function jMarkRelayed(b, s0, n) {
   relaySlots[i + 2] = true;
 }
 
-// Bytes [a, z) of a string, which hold no escape: the segments between escapes end at ASCII characters, which
-// no UTF-8 sequence spans, so each is valid UTF-8 on its own exactly when the whole is.
-function jSegment(a, z) {
-  const n = z - a;
-  return n <= SHORT_DECODE ? decodeShortString(jb, a, n, false) : decodeLongString(jb, a, n);
-}
-
-function jHex(c) {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  c |= 0x20;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  throw J_FAIL;
-}
-
-// A string with escapes: s0 its first byte, p its first backslash.
+// A string with escapes: s0 its first byte, p its first backslash. Its text, quotes included, goes to JSON.parse,
+// whose native unescaping is what this parser would do, faster: a 16 MiB text of log lines took 91 ms decoded
+// piece by piece, against 15.8 for JSON.parse. An escape JSON.parse refuses makes this throw, and decodeJson()
+// then takes the text route, which gives JSON.parse's own message.
 function jStrEscaped(s0, p) {
   const b = jb;
-  let s = p > s0 ? jSegment(s0, p) : '';
-  for (;;) {
-    if (p + 1 >= je) throw J_FAIL;
-    let unit;
-    switch (b[p + 1]) {
-      case 0x22: unit = 0x22; break;
-      case 0x5c: unit = 0x5c; break;
-      case 0x2f: unit = 0x2f; break;
-      case 0x62: unit = 0x08; break;
-      case 0x66: unit = 0x0c; break;
-      case 0x6e: unit = 0x0a; break;
-      case 0x72: unit = 0x0d; break;
-      case 0x74: unit = 0x09; break;
-      case 0x75:
-        if (p + 6 > je) throw J_FAIL;
-        unit = (jHex(b[p + 2]) << 12) | (jHex(b[p + 3]) << 8) | (jHex(b[p + 4]) << 4) | jHex(b[p + 5]);
-        p += 4;
-        break;
-      default: throw J_FAIL;
+  let q;
+  if (je - p >= JSON_SCAN_MIN && jsonNative !== undefined) {
+    q = jsonNative.jsonStringEnd(b, p, je);
+  } else {
+    for (q = p; q < je; q++) {
+      const c = b[q];
+      if (c === 0x5c) q++;
+      else if (c === 0x22 || c < 0x20) break;
     }
-    s += fromCharCode(unit);
-    p += 2;
-    const r = p;
-    p = jsonPlainEnd(b, p, je);
-    if (p >= je) throw J_FAIL;
-    if (p > r) s += jSegment(r, p);
-    const c = b[p];
-    if (c === 0x22) {
-      jp = p + 1;
-      return s;
-    }
-    if (c !== 0x5c) throw J_FAIL;
   }
+  if (q >= je || b[q] !== 0x22) throw J_FAIL;
+  jp = q + 1;
+  return jsonParse(decodeLongString(b, s0 - 1, q + 2 - s0));
 }
 
 // A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. With 15 digits or fewer and a power of ten up to
@@ -3384,6 +3349,6 @@ module.exports = {
   decodeAdvanced,
   encodeJson,
   decodeJson,
-  useJsonScan,
+  useJsonNative,
   EXT,
 };

@@ -204,26 +204,176 @@ pub(crate) fn json_plain_len(bytes: &[u8]) -> usize {
     .unwrap_or(bytes.len() - at)
 }
 
+/// The bytes `[start, end)` of `buffer`, for the JSON scans below (`call` names the function in errors).
+fn buffer_range<'a>(
+  env: &Env,
+  buffer: &Unknown<'_>,
+  start: u32,
+  end: u32,
+  call: &str,
+) -> napi::Result<&'a mut [u8]> {
+  let (data, length) = crate::channel::buffer_memory(env.raw(), buffer)
+    .ok_or_else(|| napi::Error::from_reason(format!("{call}(): buffer must be a Buffer")))?;
+  let (from, to) = (start as usize, end as usize);
+  if from > to || to > length {
+    return Err(napi::Error::from_reason(format!(
+      "{call}(): range outside the Buffer"
+    )));
+  }
+  // SAFETY: [from, to) lies inside the Buffer's memory (checked above), which lives for the napi call that asks;
+  // JS runs nothing meanwhile.
+  Ok(unsafe { std::slice::from_raw_parts_mut(data.add(from), to - from) })
+}
+
 /// The index of the first byte in `[start, end)` of `buffer` that a JSON string cannot hold as it is (see
 /// `json_plain_len`), or `end`: what the codec's JSON encoder and decoder ask of long strings.
 #[napi(catch_unwind)]
 pub fn json_plain_end(env: &Env, buffer: Unknown<'_>, start: u32, end: u32) -> napi::Result<u32> {
-  let (data, length) = crate::channel::buffer_memory(env.raw(), &buffer)
-    .ok_or_else(|| napi::Error::from_reason("jsonPlainEnd(): buffer must be a Buffer"))?;
-  let (from, to) = (start as usize, end as usize);
-  if from > to || to > length {
-    return Err(napi::Error::from_reason(
-      "jsonPlainEnd(): range outside the Buffer",
-    ));
-  }
-  // SAFETY: [from, to) lies inside the Buffer's memory (checked above), which lives for this call.
-  let bytes = unsafe { std::slice::from_raw_parts((data as *const u8).add(from), to - from) };
+  let bytes = buffer_range(env, &buffer, start, end, "jsonPlainEnd")?;
   Ok(start + json_plain_len(bytes) as u32)
+}
+
+/// Where the JSON string whose text starts at `bytes[0]` (after its opening quote) ends: the index of its closing
+/// quote, skipping the character after each backslash; None at a control character or without a closing quote.
+pub(crate) fn json_string_len(bytes: &[u8]) -> Option<usize> {
+  let mut at = 0;
+  loop {
+    at += json_plain_len(&bytes[at..]);
+    match bytes.get(at) {
+      Some(b'"') => return Some(at),
+      Some(b'\\') if at + 1 < bytes.len() => at += 2,
+      _ => return None,
+    }
+  }
+}
+
+/// The index of the closing quote of the JSON string that starts at `start` of `buffer` (after its opening
+/// quote), or `end` when it has none before `end` or holds a control character. The parser hands a string with
+/// escapes from its opening to its closing quote to `JSON.parse`.
+#[napi(catch_unwind)]
+pub fn json_string_end(env: &Env, buffer: Unknown<'_>, start: u32, end: u32) -> napi::Result<u32> {
+  let bytes = buffer_range(env, &buffer, start, end, "jsonStringEnd")?;
+  Ok(json_string_len(bytes).map_or(end, |at| start + at as u32))
+}
+
+/// The escape of a byte in a JSON string: None for a byte that stays as it is, else the character after the
+/// backslash (`u` for `\u00XX`).
+fn json_escape_of(b: u8) -> Option<u8> {
+  match b {
+    b'"' | b'\\' => Some(b),
+    0x08 => Some(b'b'),
+    0x09 => Some(b't'),
+    0x0a => Some(b'n'),
+    0x0c => Some(b'f'),
+    0x0d => Some(b'r'),
+    0..=0x1f => Some(b'u'),
+    _ => None,
+  }
+}
+
+/// How many bytes escaping `[start, end)` of `buffer` adds (a JSON string's UTF-8, as `JSON.stringify` escapes it:
+/// `\"`, `\\`, `\b \t \n \f \r`, other control characters as `\u00xx`).
+#[napi(catch_unwind)]
+pub fn json_escape_count(
+  env: &Env,
+  buffer: Unknown<'_>,
+  start: u32,
+  end: u32,
+) -> napi::Result<u32> {
+  let bytes = buffer_range(env, &buffer, start, end, "jsonEscapeCount")?;
+  let extra: usize = bytes
+    .iter()
+    .map(|&b| match json_escape_of(b) {
+      Some(b'u') => 5,
+      Some(_) => 1,
+      None => 0,
+    })
+    .sum();
+  Ok(extra as u32)
+}
+
+/// Escapes `[start, end)` of `buffer` where it is, into `[start, end + extra)`, `extra` being what
+/// `json_escape_count` gave for that range (the bytes after `end` are overwritten).
+#[napi(catch_unwind)]
+pub fn json_escape_in_place(
+  env: &Env,
+  buffer: Unknown<'_>,
+  start: u32,
+  end: u32,
+  extra: u32,
+) -> napi::Result<()> {
+  let total = end
+    .checked_add(extra)
+    .ok_or_else(|| napi::Error::from_reason("jsonEscapeInPlace(): range outside the Buffer"))?;
+  let bytes = buffer_range(env, &buffer, start, total, "jsonEscapeInPlace")?;
+  escape_backward(bytes, (end - start) as usize);
+  Ok(())
+}
+
+/// Escapes the first `n` bytes of `bytes` into the whole of it, from the back, so that nothing is read after it
+/// was overwritten.
+fn escape_backward(bytes: &mut [u8], n: usize) {
+  const HEX: &[u8; 16] = b"0123456789abcdef";
+  let mut write = bytes.len();
+  for read in (0..n).rev() {
+    let b = bytes[read];
+    match json_escape_of(b) {
+      None => {
+        write -= 1;
+        bytes[write] = b;
+      }
+      Some(b'u') => {
+        write -= 6;
+        bytes[write..write + 6].copy_from_slice(&[
+          b'\\',
+          b'u',
+          b'0',
+          b'0',
+          HEX[(b >> 4) as usize],
+          HEX[(b & 15) as usize],
+        ]);
+      }
+      Some(e) => {
+        write -= 2;
+        bytes[write] = b'\\';
+        bytes[write + 1] = e;
+      }
+    }
+  }
+  debug_assert_eq!(write, 0);
 }
 
 #[cfg(test)]
 mod tests {
-  use super::json_plain_len;
+  use super::{escape_backward, json_plain_len, json_string_len};
+
+  #[test]
+  fn json_string_len_skips_escapes_and_stops_at_what_ends_a_string() {
+    assert_eq!(json_string_len(b"abc\"rest"), Some(3));
+    assert_eq!(json_string_len(b"a\\\"b\"rest"), Some(4));
+    assert_eq!(json_string_len(b"a\\\\\"rest"), Some(3));
+    assert_eq!(json_string_len(b"no end"), None);
+    assert_eq!(json_string_len(b"ends in a backslash\\"), None);
+    assert_eq!(json_string_len(b"tab\there\""), None);
+    let long = [
+      vec![b'x'; 100],
+      b"\\n".to_vec(),
+      vec![b'y'; 100],
+      b"\"".to_vec(),
+    ]
+    .concat();
+    assert_eq!(json_string_len(&long), Some(202));
+  }
+
+  #[test]
+  fn escape_backward_writes_what_json_stringify_writes() {
+    let text = "a\"b\\c\u{8}\t\n\u{c}\r\u{0}\u{1f}\u{7f} é";
+    let wanted = "a\\\"b\\\\c\\b\\t\\n\\f\\r\\u0000\\u001f\u{7f} é";
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.resize(wanted.len(), 0);
+    escape_backward(&mut bytes, text.len());
+    assert_eq!(std::str::from_utf8(&bytes).unwrap(), wanted);
+  }
 
   #[test]
   fn json_plain_len_stops_at_the_first_byte_to_escape() {
