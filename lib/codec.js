@@ -2413,17 +2413,15 @@ const HEX_DIGITS = new Uint8Array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 9
 // '"' or '\'), or end; jsonStringEnd, the closing quote of a string with escapes, or end; jsonEscapeCount and
 // jsonEscapeInPlace(buffer, start, end, extra), the escaping of those bytes. A JS loop takes ~1.1 ns a byte, the
 // addon ~130 ns a call and 0.08 ns a byte (16 MiB: ~18 ms against ~1.5); it is asked from JSON_SCAN_MIN bytes.
-var jsonScan;
 var jsonNative;
 const JSON_SCAN_MIN = 256;
 
 function useJsonNative(native) {
   jsonNative = native;
-  jsonScan = native.jsonPlainEnd;
 }
 
 function jsonPlainEnd(b, p, end) {
-  if (end - p >= JSON_SCAN_MIN && jsonScan !== undefined) return jsonScan(b, p, end);
+  if (end - p >= JSON_SCAN_MIN && jsonNative !== undefined) return jsonNative.jsonPlainEnd(b, p, end);
   for (; p < end; p++) {
     const c = b[p];
     if (c < 0x20 || c === 0x22 || c === 0x5c) return p;
