@@ -737,7 +737,7 @@ function longStrHeader(b, h, n, hs) {
 
 // Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
 // decodeLongString), at most RELAY_SLOTS: [string, its bytes in the frame, whether those are its JSON text with
-// its quotes (jStr marks them)] each. An echo or a relay that sends one on writes those bytes (an external part
+// its quotes] each. An echo or a relay that sends one on writes those bytes (an external part
 // the channel lends to Rust) instead of encoding the string again, and the sending side keeps no copy of what
 // the kernel did not take yet. Forgotten at setImmediate, so that they never keep a frame alive for long.
 const RELAY_SLOTS = 4;
@@ -751,13 +751,17 @@ function forgetRelayed() {
   relayCount = 0;
 }
 
-function rememberRelayed(s, b, start, end) {
+// quoted: [start, end) lies between the quotes of its JSON text, which the slot then holds, quotes included.
+function rememberRelayed(s, b, start, end, quoted) {
   if (relayCount === RELAY_SLOTS) {
     relaySlots.splice(0, 3);
     relayCount--;
   }
-  // The JSON decoder marks the slot of a whole string as its JSON text (jStr); a string made here is not yet.
-  relaySlots.push(s, Buffer.from(b.buffer, b.byteOffset + start, end - start), false);
+  if (quoted) {
+    start--;
+    end++;
+  }
+  relaySlots.push(s, Buffer.from(b.buffer, b.byteOffset + start, end - start), quoted);
   relayCount++;
   if (!relayForgetting) {
     relayForgetting = true;
@@ -768,18 +772,26 @@ function rememberRelayed(s, b, start, end) {
 // Writes `s` from the bytes it was received as, when it is one of the strings above (str16/str32 header, then
 // those bytes as a lendable external part). Equal strings have equal bytes, so a copy of one qualifies too.
 function relayed(s, len) {
+  const bytes = relayBytes(s, len, false);
+  if (bytes === undefined) return false;
+  const hs = strHeaderSize(len);
+  if (opos + hs > out.length) grow(hs);
+  longStrHeader(out, opos, len, hs);
+  opos += hs;
+  addExternal(bytes);
+  W.lendable = bytes;
+  return true;
+}
+
+// The bytes a relay slot holds for the string s of len characters: its own (quoted false), or its JSON text with
+// its quotes (quoted true); undefined when no slot holds them.
+function relayBytes(s, len, quoted) {
+  const n = quoted ? len + 2 : len;
   for (let i = 0; i < relayCount; i++) {
     const bytes = relaySlots[3 * i + 1];
-    if (relaySlots[3 * i + 2] || bytes.length !== len || relaySlots[3 * i] !== s) continue;
-    const hs = strHeaderSize(len);
-    if (opos + hs > out.length) grow(hs);
-    longStrHeader(out, opos, len, hs);
-    opos += hs;
-    addExternal(bytes);
-    W.lendable = bytes;
-    return true;
+    if (relaySlots[3 * i + 2] === quoted && bytes.length === n && relaySlots[3 * i] === s) return bytes;
   }
-  return false;
+  return undefined;
 }
 
 function strHeaderSize(n) {
@@ -1669,11 +1681,12 @@ function useExternalStrings(fn) {
   externalString = fn;
 }
 
-function decodeLongString(b, p, n) {
+// quoted: the bytes are a JSON string's text without escapes, between quotes at p - 1 and p + n (jStr).
+function decodeLongString(b, p, n, quoted) {
   if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
     if (n >= ZERO_COPY_MIN && externalString !== undefined) {
       const s = externalString(b, p, p + n, true);
-      rememberRelayed(s, b, p, p + n);
+      rememberRelayed(s, b, p, p + n, quoted === true);
       return s;
     }
     return b.latin1Slice(p, p + n);    // plain copy, no UTF-8 decoding
@@ -3003,20 +3016,17 @@ function jsonTextInto(writer, value) {
   writer.pos += writer.buf.utf8Write(s, writer.pos, cap);
 }
 
-// A long string received in this turn as a JSON string without escapes (decodeLongString remembered it, and jStr
-// marked it): its JSON text, quotes included, is sent on from the frame. When it ends the message (an echo of a
+// A long string received in this turn as a JSON string without escapes (jStr had decodeLongString remember it
+// with its quotes): its JSON text, quotes included, is sent on from the frame. When it ends the message (an echo of a
 // string), the channel lends those bytes to Rust, as in advanced mode, instead of copying what the kernel does
 // not take at once: a fresh child's copy of 16 MiB was most of what a json echo took longer (58.7 against
 // 38.9 ms, medians of 8 fresh children each).
 function jRelayed(s, len) {
-  for (let i = 0; i < relayCount; i++) {
-    const bytes = relaySlots[3 * i + 1];
-    if (!relaySlots[3 * i + 2] || bytes.length !== len + 2 || relaySlots[3 * i] !== s) continue;
-    addExternal(bytes);
-    W.lendable = bytes;
-    return true;
-  }
-  return false;
+  const bytes = relayBytes(s, len, true);
+  if (bytes === undefined) return false;
+  addExternal(bytes);
+  W.lendable = bytes;
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -3092,20 +3102,10 @@ function jStr(isKey) {
     jp = p + 1;
     const n = p - s0;
     if (n <= SHORT_DECODE) return decodeShortString(b, s0, n, isKey);
-    const s = decodeLongString(b, s0, n);
-    if (relayCount !== 0 && relaySlots[3 * relayCount - 3] === s) jMarkRelayed(b, s0, n);
-    return s;
+    return decodeLongString(b, s0, n, true);
   }
   if (c !== 0x5c) throw J_FAIL;         // a control character
   return jStrEscaped(s0, p);
-}
-
-// The relay slot decodeLongString just filled for the string at [s0, s0 + n): its bytes become the string's JSON
-// text, quotes included (see jRelayed).
-function jMarkRelayed(b, s0, n) {
-  const i = 3 * relayCount - 3;
-  relaySlots[i + 1] = Buffer.from(b.buffer, b.byteOffset + s0 - 1, n + 2);
-  relaySlots[i + 2] = true;
 }
 
 // A string with escapes: s0 its first byte, p its first backslash. Its text, quotes included, goes to JSON.parse,
