@@ -306,41 +306,53 @@ pub fn json_escape_in_place(
     .checked_add(extra)
     .ok_or_else(|| napi::Error::from_reason("jsonEscapeInPlace(): range outside the Buffer"))?;
   let bytes = buffer_range(env, &buffer, start, total, "jsonEscapeInPlace")?;
-  escape_backward(bytes, (end - start) as usize);
-  Ok(())
+  let n = end
+    .checked_sub(start)
+    .ok_or_else(|| napi::Error::from_reason("jsonEscapeInPlace(): range outside the Buffer"))?;
+  if escape_backward(bytes, n as usize) {
+    Ok(())
+  } else {
+    Err(napi::Error::from_reason(
+      "jsonEscapeInPlace(): `extra` is not what jsonEscapeCount() gave for the range",
+    ))
+  }
 }
 
 /// Escapes the first `n` bytes of `bytes` into the whole of it, from the back, so that nothing is read after it
-/// was overwritten.
-fn escape_backward(bytes: &mut [u8], n: usize) {
+/// was overwritten; false (the bytes then undefined) when the escapes do not fill exactly that room.
+fn escape_backward(bytes: &mut [u8], n: usize) -> bool {
   const HEX: &[u8; 16] = b"0123456789abcdef";
   let mut write = bytes.len();
   for read in (0..n).rev() {
     let b = bytes[read];
-    match json_escape_of(b) {
-      None => {
-        write -= 1;
-        bytes[write] = b;
-      }
-      Some(b'u') => {
-        write -= 6;
-        bytes[write..write + 6].copy_from_slice(&[
-          b'\\',
-          b'u',
-          b'0',
-          b'0',
-          HEX[(b >> 4) as usize],
-          HEX[(b & 15) as usize],
-        ]);
-      }
+    let escape = json_escape_of(b);
+    let size = match escape {
+      None => 1,
+      Some(b'u') => 6,
+      Some(_) => 2,
+    };
+    // Never below what is still to be read.
+    if write < read + size {
+      return false;
+    }
+    write -= size;
+    match escape {
+      None => bytes[write] = b,
+      Some(b'u') => bytes[write..write + 6].copy_from_slice(&[
+        b'\\',
+        b'u',
+        b'0',
+        b'0',
+        HEX[(b >> 4) as usize],
+        HEX[(b & 15) as usize],
+      ]),
       Some(e) => {
-        write -= 2;
         bytes[write] = b'\\';
         bytes[write + 1] = e;
       }
     }
   }
-  debug_assert_eq!(write, 0);
+  write == 0
 }
 
 #[cfg(test)]
@@ -371,8 +383,14 @@ mod tests {
     let wanted = "a\\\"b\\\\c\\b\\t\\n\\f\\r\\u0000\\u001f\u{7f} é";
     let mut bytes = text.as_bytes().to_vec();
     bytes.resize(wanted.len(), 0);
-    escape_backward(&mut bytes, text.len());
+    assert!(escape_backward(&mut bytes, text.len()));
     assert_eq!(std::str::from_utf8(&bytes).unwrap(), wanted);
+    // Room that the escapes do not fill exactly is refused, never written past.
+    for room in [wanted.len() - 1, wanted.len() + 1, text.len()] {
+      let mut bytes = text.as_bytes().to_vec();
+      bytes.resize(room, 0);
+      assert!(!escape_backward(&mut bytes, text.len()), "room {room}");
+    }
   }
 
   #[test]
