@@ -570,3 +570,33 @@ test('advanced: large messages are received into memory advised for huge pages, 
   await subprocess.sendMessage('done');
   await subprocess;
 });
+
+test('a long string received and let go takes its memory along within two collections, in both modes', async () => {
+  const {gc} = await import('./fixtures/r-helpers.mjs');
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const collect = async () => {
+    gc();
+    await turn();
+    await turn();
+  };
+  const external = () => process.memoryUsage().external;
+  const size = 8 * 1024 * 1024;
+  for (const serialization of ['advanced', 'json']) {
+    const subprocess = fork(fixture('s-long-string.mjs'), [String(size)], {serialization, buffer: false});
+    await collect();
+    const before = external();
+    let received = await subprocess.getOneMessage();
+    assert.equal(received.length, size);
+    await subprocess;                       // the channel closed: only the string holds its batch now
+    await turn();                           // and the relay forgot its bytes
+    assert.ok(external() - before >= size, `${serialization}: ${external() - before} bytes more while it lives`);
+    received = null;
+    // The string once kept its batch's Buffer by a reference, deleted by its finalizer after the collection
+    // that found it dead; the Buffer's memory then went in a later one, and V8 counts a Buffer's memory
+    // until the collection after that: two collections left 8 MiB.
+    await collect();
+    await collect();
+    const after = external() - before;
+    assert.ok(after < size / 8, `${serialization}: ${after} bytes still held after two collections`);
+  }
+});

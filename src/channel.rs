@@ -22,7 +22,7 @@ use napi_derive::napi;
 
 use crate::error::ChannelError;
 use crate::framing::{self, FrameError, Serialization, Splitter};
-use crate::memory::reserve_advised;
+use crate::memory::{reserve_advised, FrameMemory};
 use crate::spin::Spin;
 use crate::transport::{self, Read};
 use crate::uv;
@@ -1184,39 +1184,34 @@ unsafe fn make_buffer(env: sys::napi_env, frames: Vec<u8>) -> Option<sys::napi_v
     };
     return (status == sys::Status::napi_ok).then_some(value);
   }
-  let mut frames = std::mem::ManuallyDrop::new(frames);
-  let len = frames.len();
-  let ptr = frames.as_mut_ptr();
-  let hint = Box::into_raw(Box::new((ptr as usize, len, frames.capacity())));
-  // SAFETY: the Vec's allocation is owned by the Buffer until `drop_vec` reassembles and frees it.
+  let owner = FrameMemory::new(frames);
+  let (ptr, len) = (owner.ptr(), owner.len());
+  let hint = Box::into_raw(Box::new(owner));
+  // SAFETY: the bytes stay allocated while the Buffer holds the owner, which `drop_frames` releases.
   let mut status = unsafe {
     sys::napi_create_external_buffer(
       env,
       len,
       ptr.cast(),
-      Some(drop_vec),
+      Some(drop_frames),
       hint.cast(),
       &mut value,
     )
   };
   if status != sys::Status::napi_ok {
     // Runtimes that forbid external buffers get a copy.
-    // SAFETY: reclaim the allocation we just leaked, copy it, and free it.
+    // SAFETY: no Buffer was made, so the box is still ours; the bytes live until it is dropped after the copy.
     unsafe {
-      let (p, l, c) = *Box::from_raw(hint);
-      let owned = Vec::from_raw_parts(p as *mut u8, l, c);
-      status = sys::napi_create_buffer_copy(env, l, owned.as_ptr().cast(), &mut data, &mut value);
+      let owner = Box::from_raw(hint);
+      status = sys::napi_create_buffer_copy(env, len, owner.ptr().cast(), &mut data, &mut value);
     }
   }
   (status == sys::Status::napi_ok).then_some(value)
 }
 
-unsafe extern "C" fn drop_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the Box made in `make_buffer`, describing a Vec we leaked there.
-  unsafe {
-    let (p, l, c) = *Box::from_raw(hint as *mut (usize, usize, usize));
-    drop(Vec::from_raw_parts(p as *mut u8, l, c));
-  }
+unsafe extern "C" fn drop_frames(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  // SAFETY: `hint` is the box made in `make_buffer`, given back once.
+  drop(unsafe { Box::from_raw(hint.cast::<Rc<FrameMemory>>()) });
 }
 
 #[cfg(test)]

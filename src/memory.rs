@@ -8,7 +8,9 @@
 //! encoder's large buffers (`adviseHugePages`) are advised before their first write. Where huge pages are
 //! off or always on, the advice changes nothing.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
+use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::Unknown;
 use napi::Env;
@@ -58,5 +60,99 @@ pub(crate) fn reserve_advised(vec: &mut Vec<u8>, additional: usize, exact: bool)
 pub fn advise_huge_pages_js(env: Env, buffer: Unknown<'_>) {
   if let Some((data, len)) = buffer_memory(env.raw(), &buffer) {
     advise_huge_pages(data, len);
+  }
+}
+
+/// A received batch that JS holds as an external Buffer, freed once the Buffer and every external string made
+/// over its bytes are gone.
+///
+/// Such a string used to keep the Buffer alive through a reference to it. Node 20 runs a string's finalizer
+/// (which deleted that reference) after the garbage collection that found the string dead, so the Buffer
+/// could only die in a later collection: a process that let a 16 MiB string go kept its 16 MiB through two
+/// collections, and its next large message landed in memory not yet touched, which on this project's test
+/// machine costs as much as the transfer. Sharing the owner of the bytes instead lets the memory go at the
+/// first collection that finds both dead.
+pub(crate) struct FrameMemory {
+  ptr: *mut u8,
+  len: usize,
+  capacity: usize,
+}
+
+impl FrameMemory {
+  /// Takes over `bytes`; the pointer it gives stays valid as long as this lives.
+  pub(crate) fn new(bytes: Vec<u8>) -> Rc<Self> {
+    let mut bytes = std::mem::ManuallyDrop::new(bytes);
+    let owner = Rc::new(Self {
+      ptr: bytes.as_mut_ptr(),
+      len: bytes.len(),
+      capacity: bytes.capacity(),
+    });
+    LENT.with(|lent| {
+      let mut lent = lent.borrow_mut();
+      lent.retain(|entry| entry.strong_count() != 0);
+      lent.push(Rc::downgrade(&owner));
+    });
+    owner
+  }
+
+  pub(crate) fn ptr(&self) -> *mut u8 {
+    self.ptr
+  }
+
+  pub(crate) fn len(&self) -> usize {
+    self.len
+  }
+
+  /// The owner of the batch that holds `ptr..ptr + len`, if it is one this thread lent to JS and it still lives.
+  pub(crate) fn holding(ptr: *const u8, len: usize) -> Option<Rc<Self>> {
+    let (start, end) = (ptr as usize, ptr as usize + len);
+    LENT
+      .try_with(|lent| {
+        lent.borrow().iter().find_map(|entry| {
+          let owner = entry.upgrade()?;
+          let base = owner.ptr as usize;
+          (base <= start && end <= base + owner.len).then_some(owner)
+        })
+      })
+      .ok()
+      .flatten()
+  }
+}
+
+impl Drop for FrameMemory {
+  fn drop(&mut self) {
+    // SAFETY: the parts of the Vec taken over in `new`, reassembled once.
+    drop(unsafe { Vec::from_raw_parts(self.ptr, self.len, self.capacity) });
+  }
+}
+
+thread_local! {
+  /// The batches lent to JS on this thread (a few at most: only large ones are lent), to find the owner of the
+  /// bytes an external string is made over.
+  static LENT: RefCell<Vec<Weak<FrameMemory>>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn the_owner_of_a_lent_batch_is_found_for_bytes_inside_it_while_it_lives() {
+    let owner = FrameMemory::new(vec![7u8; 4096]);
+    let base = owner.ptr();
+    // SAFETY: offsets inside the 4096 bytes just allocated.
+    let inside = unsafe { base.add(100) };
+    let found = FrameMemory::holding(inside, 200).expect("found");
+    assert!(Rc::ptr_eq(&found, &owner));
+    assert!(
+      FrameMemory::holding(inside, 4000).is_none(),
+      "runs past the end"
+    );
+    drop(found);
+    drop(owner);
+    assert!(
+      FrameMemory::holding(base, 1).is_none(),
+      "gone with its last share"
+    );
   }
 }

@@ -2,17 +2,21 @@
 //!
 //! A 16 MiB ASCII string costs ~11 ms to copy into a new V8 string (`latin1Slice`), most of it spent
 //! allocating and faulting in fresh memory. An external string points at the bytes where they already are and
-//! keeps the received Buffer alive through a reference, released by V8's finalizer when the string dies.
+//! keeps them alive, released by V8's finalizer when the string dies: a share of the received batch's memory
+//! (`FrameMemory`), or for any other Buffer a reference to it.
 //! `node_api_create_external_string_latin1`/`_utf16` exist from Node 20.4 (experimental there, stable in
 //! N-API 10); they are looked up at run time, and JS falls back to copying where they are missing.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue};
 use napi_derive::napi;
+
+use crate::memory::FrameMemory;
 
 type Finalize = unsafe extern "C" fn(env: sys::napi_env, data: *mut c_void, hint: *mut c_void);
 type CreateLatin1 = unsafe extern "C" fn(
@@ -64,9 +68,23 @@ pub fn has_external_strings() -> bool {
   c.latin1.is_some() && c.utf16.is_some()
 }
 
+/// What keeps an external string's bytes alive: the owner of the received batch they lie in (see
+/// `FrameMemory`), or, for any other Buffer, a reference to that Buffer.
+enum Keeper {
+  /// Held only to be dropped with the string.
+  Owner {
+    _bytes: Rc<FrameMemory>,
+  },
+  Reference(sys::napi_ref),
+}
+
 unsafe extern "C" fn release(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the reference created for this string in `external_string`.
-  unsafe { sys::napi_delete_reference(env, hint as sys::napi_ref) };
+  // SAFETY: `hint` is the box made for this string in `external_string`, given back once.
+  let keeper = unsafe { Box::from_raw(hint.cast::<Keeper>()) };
+  if let Keeper::Reference(reference) = *keeper {
+    // SAFETY: the reference was created on this env for this string.
+    unsafe { sys::napi_delete_reference(env, reference) };
+  }
 }
 
 unsafe extern "C" fn free_owned(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
@@ -132,18 +150,26 @@ pub fn external_string<'env>(
   let (data, length) = crate::channel::buffer_memory(raw_env, &buffer)
     .ok_or_else(|| fail("buffer must be a Buffer"))?;
   // SAFETY: N-API calls on the current env with live values; the pointer arithmetic stays inside the
-  // Buffer (checked against its length), and the reference keeps that memory alive for the string.
+  // Buffer (checked against its length), and the keeper keeps that memory alive for the string.
   unsafe {
     let (start, end) = (start as usize, end as usize);
     if start > end || end > length {
       return Err(fail("range outside the Buffer"));
     }
     let bytes = (data as *const u8).add(start);
-    let mut reference = ptr::null_mut();
-    if sys::napi_create_reference(raw_env, buffer.raw(), 1, &mut reference) != sys::Status::napi_ok
-    {
-      return Err(fail("cannot reference the Buffer"));
-    }
+    let keeper = match FrameMemory::holding(bytes, end - start) {
+      Some(owner) => Keeper::Owner { _bytes: owner },
+      None => {
+        let mut reference = ptr::null_mut();
+        if sys::napi_create_reference(raw_env, buffer.raw(), 1, &mut reference)
+          != sys::Status::napi_ok
+        {
+          return Err(fail("cannot reference the Buffer"));
+        }
+        Keeper::Reference(reference)
+      }
+    };
+    let keeper = Box::into_raw(Box::new(keeper));
     let mut result = ptr::null_mut();
     let mut copied = false;
     let c = creators();
@@ -153,7 +179,7 @@ pub fn external_string<'env>(
         bytes.cast(),
         (end - start) as isize,
         Some(release),
-        reference.cast(),
+        keeper.cast(),
         &mut result,
         &mut copied,
       ),
@@ -165,20 +191,20 @@ pub fn external_string<'env>(
           bytes.cast(),
           ((end - start) / 2) as isize,
           Some(release),
-          reference.cast(),
+          keeper.cast(),
           &mut result,
           &mut copied,
         )
       }
       _ => {
-        sys::napi_delete_reference(raw_env, reference);
+        release(raw_env, ptr::null_mut(), keeper.cast());
         return Err(fail("external strings are not available for this input"));
       }
     };
     if status != sys::Status::napi_ok {
-      // No string, so no finalizer: the Buffer need not be kept. (Where V8 copied the bytes instead, Node has
-      // run the finalizer already, which released the reference.)
-      sys::napi_delete_reference(raw_env, reference);
+      // No string, so no finalizer: the bytes need not be kept. (Where V8 copied the bytes instead, Node has
+      // run the finalizer already, which let them go.)
+      release(raw_env, ptr::null_mut(), keeper.cast());
       return Err(fail("V8 refused the string"));
     }
     Ok(Unknown::from_raw_unchecked(raw_env, result))
