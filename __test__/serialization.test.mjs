@@ -572,31 +572,18 @@ test('advanced: large messages are received into memory advised for huge pages, 
 });
 
 test('a long string received and let go takes its memory along within two collections, in both modes', async () => {
-  const {gc} = await import('./fixtures/r-helpers.mjs');
-  const turn = () => new Promise((resolve) => setImmediate(resolve));
-  const collect = async () => {
-    gc();
-    await turn();
-    await turn();
-  };
-  const external = () => process.memoryUsage().external;
   const size = 8 * 1024 * 1024;
   for (const serialization of ['advanced', 'json']) {
-    const subprocess = fork(fixture('s-long-string.mjs'), [String(size)], {serialization, buffer: false});
-    await collect();
-    const before = external();
-    let received = await subprocess.getOneMessage();
-    assert.equal(received.length, size);
-    await subprocess;                       // the channel closed: only the string holds its batch now
-    await turn();                           // and the relay forgot its bytes
-    assert.ok(external() - before >= size, `${serialization}: ${external() - before} bytes more while it lives`);
-    received = null;
+    const subprocess = fork(fixture('s-long-string.mjs'), [], {serialization, execArgv: ['--expose-gc']});
+    assert.equal(await subprocess.getOneMessage(), 'ready');
+    await subprocess.sendMessage('native-ipc '.repeat(size / 8).slice(0, size));
+    const {length, before, held, after} = await subprocess.getOneMessage();
+    await subprocess;
+    assert.equal(length, size);
+    assert.ok(held - before >= size, `${serialization}: ${held - before} bytes more while it lived`);
     // The string once kept its batch's Buffer by a reference, deleted by its finalizer after the collection
-    // that found it dead; the Buffer's memory then went in a later one, and V8 counts a Buffer's memory
-    // until the collection after that: two collections left 8 MiB.
-    await collect();
-    await collect();
-    const after = external() - before;
-    assert.ok(after < size / 8, `${serialization}: ${after} bytes still held after two collections`);
+    // that found it dead; the Buffer's memory went in a later one, and V8 counts a Buffer's memory until the
+    // collection after that: two collections left 8 MiB.
+    assert.ok(after - before < size / 8, `${serialization}: ${after - before} bytes still held after two collections`);
   }
 });
