@@ -2580,16 +2580,20 @@ function jNumber(n) {
 // division, which V8 compiles to a multiplication: floating-point divisions (Math.floor(n / 10)) were a fifth of
 // encoding the small message with a six-digit number in it.
 function jUint32Digits(p, n) {
+  const count = n < 1e5 ? (n < 100 ? (n < 10 ? 1 : 2) : n < 1e3 ? 3 : n < 1e4 ? 4 : 5)
+    : n < 1e7 ? (n < 1e6 ? 6 : 7) : n < 1e8 ? 8 : n < 1e9 ? 9 : 10;
+  jDigitsBefore(p + count, n, count);
+}
+
+// Writes the last `count` digits of the integer 0 <= n < 2^32 (zeros where it has fewer) so that they end at e.
+function jDigitsBefore(e, n, count) {
   const b = out;
-  let e = p + (n < 1e5 ? (n < 100 ? (n < 10 ? 1 : 2) : n < 1e3 ? 3 : n < 1e4 ? 4 : 5)
-    : n < 1e7 ? (n < 1e6 ? 6 : 7) : n < 1e8 ? 8 : n < 1e9 ? 9 : 10);
   opos = e;
-  while (n >= 10) {
+  for (let i = 0; i < count; i++) {
     const d = (n / 10) >>> 0;
     b[--e] = 48 + n - d * 10;
     n = d;
   }
-  b[--e] = 48 + n;
 }
 
 // Writes the digits of the integer 0 < n < 2^53 at p: above 2^32 (a millisecond timestamp, say) as the digits of
@@ -2600,16 +2604,8 @@ function jDigits(p, n) {
     return;
   }
   const high = Math.floor(n / 1e8);
-  let low = (n - high * 1e8) >>> 0;
   jUint32Digits(p, high >>> 0);
-  const b = out;
-  let e = opos + 8;
-  opos = e;
-  for (let i = 0; i < 8; i++) {
-    const d = (low / 10) >>> 0;
-    b[--e] = 48 + low - d * 10;
-    low = d;
-  }
+  jDigitsBefore(opos + 8, (n - high * 1e8) >>> 0, 8);
 }
 
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
