@@ -84,6 +84,9 @@ impl Serialization {
 struct Hello {
   v: u32,
   s: String,
+  /// Whether the sender takes shared-memory values (PROTOCOL.md §4.6): absent means no.
+  #[serde(default)]
+  m: bool,
 }
 
 /// Why the incoming byte stream was refused. Each one closes the channel.
@@ -148,8 +151,9 @@ pub fn hello_frame(mode: Serialization) -> Vec<u8> {
   let payload = rmp_serde::to_vec_named(&Hello {
     v: PROTOCOL_VERSION,
     s: mode.name().to_owned(),
+    m: crate::shared::SUPPORTED,
   })
-  .expect("a two-field struct always encodes");
+  .expect("a three-field struct always encodes");
   let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
   push_header(&mut frame, payload.len(), Kind::Hello);
   frame.extend_from_slice(&payload);
@@ -162,7 +166,8 @@ pub fn push_header(out: &mut Vec<u8>, len: usize, kind: Kind) {
   out.push(kind as u8);
 }
 
-fn check_hello(payload: &[u8], mode: Serialization) -> Result<(), FrameError> {
+/// Checks the peer's handshake; returns whether the peer takes shared-memory values.
+fn check_hello(payload: &[u8], mode: Serialization) -> Result<bool, FrameError> {
   let hello: Hello = rmp_serde::from_slice(payload).map_err(|_| FrameError::BadHandshake)?;
   if hello.v != PROTOCOL_VERSION {
     return Err(FrameError::Version(hello.v));
@@ -170,7 +175,7 @@ fn check_hello(payload: &[u8], mode: Serialization) -> Result<(), FrameError> {
   if Serialization::from_name(&hello.s) != Some(mode) {
     return Err(FrameError::Mode(hello.s));
   }
-  Ok(())
+  Ok(hello.m)
 }
 
 /// Incremental validator of the incoming stream: finds where complete frames end, checks every header
@@ -179,6 +184,7 @@ pub struct Splitter {
   mode: Serialization,
   max_payload: u64,
   handshake_done: bool,
+  peer_shares: bool,
 }
 
 /// What [`Splitter::scan`] found in a buffer.
@@ -199,7 +205,13 @@ impl Splitter {
       mode,
       max_payload,
       handshake_done: false,
+      peer_shares: false,
     }
+  }
+
+  /// Whether the peer's handshake, once read, said it takes shared-memory values.
+  pub fn peer_shares(&self) -> bool {
+    self.peer_shares
   }
 
   /// Scans `buf`, which starts at a frame boundary.
@@ -250,7 +262,7 @@ impl Splitter {
         });
       }
       if kind == Kind::Hello {
-        check_hello(&rest[HEADER_LEN..total], self.mode)?;
+        self.peer_shares = check_hello(&rest[HEADER_LEN..total], self.mode)?;
         self.handshake_done = true;
         handshake_len = total;
       }
@@ -324,6 +336,7 @@ mod tests {
     let other_version = rmp_serde::to_vec_named(&Hello {
       v: 7,
       s: "advanced".into(),
+      m: false,
     })
     .unwrap();
     let mut s = Splitter::new(Serialization::Advanced, 100);

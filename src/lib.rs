@@ -14,6 +14,7 @@ mod code_cache;
 mod error;
 pub mod framing;
 mod memory;
+mod shared;
 mod spin;
 mod strings;
 mod transport;

@@ -74,18 +74,43 @@ pub fn advise_huge_pages_js(env: Env, buffer: Unknown<'_>) {
 pub(crate) struct FrameMemory {
   ptr: *mut u8,
   len: usize,
-  capacity: usize,
+  backing: Backing,
+}
+
+/// Where a `FrameMemory`'s bytes come from.
+enum Backing {
+  /// A Vec taken apart (its capacity, to put it back together).
+  Heap { capacity: usize },
+  /// A private mapping of a sealed memfd the peer passed (see `shared.rs`): `ptr..ptr + len` maps the file
+  /// from `file_offset`. `fd` is kept (or -1) so that bytes of it can be passed on as the same file.
+  Mapped { file_offset: u64, fd: i32 },
 }
 
 impl FrameMemory {
   /// Takes over `bytes`; the pointer it gives stays valid as long as this lives.
   pub(crate) fn new(bytes: Vec<u8>) -> Rc<Self> {
     let mut bytes = std::mem::ManuallyDrop::new(bytes);
-    let owner = Rc::new(Self {
+    Self::register(Self {
       ptr: bytes.as_mut_ptr(),
       len: bytes.len(),
-      capacity: bytes.capacity(),
-    });
+      backing: Backing::Heap {
+        capacity: bytes.capacity(),
+      },
+    })
+  }
+
+  /// Takes over a mapping made by `mmap` (`len` bytes at `ptr`, of the file `fd` from `file_offset`), which
+  /// it unmaps when dropped, closing `fd` (unless -1).
+  pub(crate) fn mapped(ptr: *mut u8, len: usize, file_offset: u64, fd: i32) -> Rc<Self> {
+    Self::register(Self {
+      ptr,
+      len,
+      backing: Backing::Mapped { file_offset, fd },
+    })
+  }
+
+  fn register(memory: Self) -> Rc<Self> {
+    let owner = Rc::new(memory);
     LENT.with(|lent| {
       let mut lent = lent.borrow_mut();
       lent.retain(|entry| entry.strong_count() != 0);
@@ -100,6 +125,17 @@ impl FrameMemory {
 
   pub(crate) fn len(&self) -> usize {
     self.len
+  }
+
+  /// For bytes `ptr..` inside a mapped file whose descriptor was kept: that descriptor and the file offset
+  /// of `ptr`.
+  pub(crate) fn file_of(&self, ptr: *const u8) -> Option<(i32, u64)> {
+    match self.backing {
+      Backing::Mapped { file_offset, fd } if fd >= 0 => {
+        Some((fd, file_offset + (ptr as usize - self.ptr as usize) as u64))
+      }
+      _ => None,
+    }
   }
 
   /// The owner of the batch that holds `ptr..ptr + len`, if it is one this thread lent to JS and it still lives.
@@ -120,8 +156,13 @@ impl FrameMemory {
 
 impl Drop for FrameMemory {
   fn drop(&mut self) {
-    // SAFETY: the parts of the Vec taken over in `new`, reassembled once.
-    drop(unsafe { Vec::from_raw_parts(self.ptr, self.len, self.capacity) });
+    match self.backing {
+      // SAFETY: the parts of the Vec taken over in `new`, reassembled once.
+      Backing::Heap { capacity } => {
+        drop(unsafe { Vec::from_raw_parts(self.ptr, self.len, capacity) })
+      }
+      Backing::Mapped { fd, .. } => crate::shared::unmap(self.ptr, self.len, fd),
+    }
   }
 }
 
