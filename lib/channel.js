@@ -6,7 +6,7 @@
 // *when* JS wants the loop kept alive (`updateRef`).
 
 const addon = require('./native.js');
-const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages} = addon;
+const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages, mapShared} = addon;
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
@@ -17,6 +17,8 @@ if (hasExternalStrings()) {
 }
 // Long strings of JSON messages are scanned and escaped in Rust.
 codec.useJsonNative(addon);
+// Values of 1 MiB or more travel through shared memory where the peer takes it (see src/shared.rs).
+codec.useShared(mapShared, closeFd);
 
 const HEADER = 5;
 const KIND_MESSAGE = 2;
@@ -202,6 +204,9 @@ class Channel {
       this.landing,
       spinMicroseconds(),
     );
+    if (this.advanced) {
+      this.writer.sharer = this.native;
+    }
   }
 
   // ---- sending ----
@@ -222,9 +227,12 @@ class Channel {
     }
     const start = w.pos;
     const externalBefore = w.extLength;
+    const sharedBefore = w.sharedLength;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
+    w.shareAllowance = MAX_QUEUED_BYTES - (this.streamEnd - this.written);
+    w.shareRefused = 0;
     try {
       this.encodeValue(w, value);
     } catch (error) {
@@ -238,8 +246,18 @@ class Channel {
       queueMicrotask(() => this.disconnect());
       return Promise.reject(failure);
     }
+    if (w.shareRefused !== 0) {
+      // Shared values the other process has not read fill the queue: refused as bytes waiting would be.
+      const waiting = w.shareRefused + this.streamEnd - this.written;
+      w.truncate(start);
+      const failure = errors.queueFull(this.prefix, this.other, waiting, MAX_QUEUED_BYTES);
+      if (throwSync) {
+        throw failure;
+      }
+      return Promise.reject(failure);
+    }
     const external = w.extLength - externalBefore;
-    const size = w.pos - bodyStart + external;
+    const size = w.pos - bodyStart + external + (w.sharedLength - sharedBefore);
     if (size > this.maxMessageSize) {
       w.truncate(start);
       return Promise.reject(errors.tooLarge(this.prefix, size, this.maxMessageSize));
@@ -297,7 +315,9 @@ class Channel {
    */
   scheduleFlush() {
     // External parts are flushed at once: their bytes are the sender's, who may change them after the call.
-    if (this.writer.pos >= FLUSH_BYTES - FLUSH_SLACK || this.writer.extLength !== 0) {
+    // So are shared values, so that their descriptors do not pile up in this process.
+    const w = this.writer;
+    if (w.pos >= FLUSH_BYTES - FLUSH_SLACK || w.extLength !== 0 || w.shareFds.length !== 0) {
       this.flush();
     } else if (!this.flushScheduled) {
       if (this.quiet) {
@@ -340,7 +360,11 @@ class Channel {
     }
     let written;
     try {
-      if (w.extLength !== 0) {
+      if (w.shareFds.length !== 0) {
+        // The descriptors are Rust's from here on, whatever happens to the call.
+        const [fds, at, lengths] = w.takeShared();
+        written = this.native.writeShared(w.parts(), fds, at, lengths);
+      } else if (w.extLength !== 0) {
         const lendable = w.lendableTail();
         if (lendable === undefined) {
           written = this.native.writeParts(w.parts());
@@ -535,6 +559,10 @@ class Channel {
       // through a JS-made view, the decoder's byte loads stay monomorphic.
       this.readFrames(Buffer.from(frames.buffer, frames.byteOffset, frames.length), frames.length);
     }
+    if (frames !== undefined) {
+      // No other channel's values take this one's descriptors.
+      codec.useFds(undefined, 0);
+    }
     if (this.justAcked) {
       // Strict sends answered in this batch counted as in flight for the frames after their ack; their
       // continuations run before the held messages go out (releaseHold waits a macrotask).
@@ -565,6 +593,7 @@ class Channel {
 
   readFrames(frames, total) {
     codec.useSource(frames);
+    codec.useFds(this.inFds, this.maxMessageSize);
     let p = 0;
     // Rust checked every header (length within limits, known kind), so this walk only slices.
     const iterators = this.iterators;

@@ -101,6 +101,7 @@ const EXT = Object.freeze({
   BOXED: 10,
   ARRAYBUFFER: 11,
   DATAVIEW: 12,
+  SHARED: 13,
   INT8ARRAY: 16,
   UINT8ARRAY: 17,
   UINT8CLAMPEDARRAY: 18,
@@ -225,6 +226,18 @@ class Writer {
     // Called with each new buffer of 4 MiB or more before anything is written to it (the channel asks the
     // kernel for huge pages there: see src/memory.rs).
     this.onLargeBuffer = undefined;
+    // Shared-memory values (ext SHARED): `sharer.share(bytes, allowance)` gives a sealed memfd holding them, or
+    // nothing where the peer does not take them. Descriptor `shareFds[i]` travels with the byte
+    // `buf[shareAt[i]]` and holds `shareLengths[i]` bytes; `sharedLength` is their sum. `shareAllowance` is how
+    // many bytes of shared values the peer may leave unread before the queue counts as full, and
+    // `shareRefused` what they held when that stopped a value from being shared (the send is refused then).
+    this.sharer = undefined;
+    this.shareAt = [];
+    this.shareFds = [];
+    this.shareLengths = [];
+    this.sharedLength = 0;
+    this.shareAllowance = Infinity;
+    this.shareRefused = 0;
   }
 
   /** Stream bytes of the external parts at or after buf offset `from`. */
@@ -237,6 +250,31 @@ class Writer {
   /** Moves the external parts at or after `from` by `delta` (bytes before them were inserted or removed). */
   shiftExternal(from, delta) {
     for (let i = this.extAt.length - 1; i >= 0 && this.extAt[i] >= from; i--) this.extAt[i] += delta;
+    for (let i = this.shareAt.length - 1; i >= 0 && this.shareAt[i] >= from; i--) this.shareAt[i] += delta;
+  }
+
+  /** Whether positions of external parts or shared values need moving with the bytes. */
+  get hasOutOfLine() {
+    return this.extAt.length !== 0 || this.shareAt.length !== 0;
+  }
+
+  /**
+   * Hands over the descriptors of the shared values: `[fds, at, lengths]`, `at[i]` the stream offset (external
+   * parts counted) of the byte `fds[i]` travels with. The writer forgets them.
+   */
+  takeShared() {
+    const fds = this.shareFds;
+    const lengths = this.shareLengths;
+    const at = this.shareAt.map((pos) => {
+      let offset = pos;
+      for (let i = 0; i < this.extAt.length && this.extAt[i] <= pos; i++) offset += this.extBytes[i].length;
+      return offset;
+    });
+    this.shareFds = [];
+    this.shareAt = [];
+    this.shareLengths = [];
+    this.sharedLength = 0;
+    return [fds, at, lengths];
   }
 
   /** Forgets everything from buf offset `pos` on, external parts included. */
@@ -247,6 +285,12 @@ class Writer {
       this.extLength -= this.extBytes.pop().length;
       this.lendable = undefined;
     }
+    while (this.shareAt.length > 0 && this.shareAt[this.shareAt.length - 1] >= pos) {
+      this.shareAt.pop();
+      this.sharedLength -= this.shareLengths.pop();
+      closeShared(this.shareFds.pop());
+    }
+    if (this.shareAt.length === 0) this.sharedLength = 0;
   }
 
   /** The lendable part (see the constructor) when the stream ends with it, else undefined. */
@@ -279,6 +323,7 @@ class Writer {
       this.extLength = 0;
       this.lendable = undefined;
     }
+    if (this.shareFds.length !== 0) this.truncate(0);
   }
 
   // Makes room for n more bytes after pos, keeping bytes [0, pos).
@@ -628,7 +673,7 @@ function extEnd(h, type) {
   else hs = 6;
   if (hs !== 6) {
     out.copyWithin(h + hs, h + 6, opos);
-    if (W.extAt.length !== 0) W.shiftExternal(h + 6, hs - 6);
+    if (W.hasOutOfLine) W.shiftExternal(h + 6, hs - 6);
   }
   opos = h;
   extHeader(type, len);
@@ -800,6 +845,7 @@ function strHeaderSize(n) {
 
 function encLongString(s) {
   const len = s.length;
+  if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity && IS_LE && shareString(s, len)) return;
   if (relayCount !== 0 && len >= ZERO_COPY_MIN && W.externalMin !== Infinity && relayed(s, len)) return;
   // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
   // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
@@ -838,6 +884,62 @@ function encLongString(s) {
     longStrHeader(b, h, n, hn);
   }
   opos = h + hn + n;
+}
+
+// Values of SHARE_MIN bytes or more go through shared memory where the channel's peer takes it (the ext
+// SHARED: PROTOCOL.md 4.6): the bytes are copied once, into a sealed memfd, and the frame carries 17 bytes.
+const SHARE_MIN = 1024 * 1024;
+var closeShared = undefined;
+
+// Writes `bytes` as a shared value whose inline form is `what` (0xc4 bin, 0xa0 one-byte string, STRING16,
+// DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
+function shareBytes(what, bytes) {
+  const shared = W.sharer.share(bytes, W.shareAllowance - W.sharedLength);
+  if (shared.length === 0) return false;
+  if (shared[0] === -1) {
+    W.shareRefused = shared[1];
+    return false;
+  }
+  const n = bytes.length;
+  W.shareAt.push(opos);
+  W.shareFds.push(shared[0]);
+  W.shareLengths.push(n);
+  W.sharedLength += n;
+  extHeader(EXT.SHARED, 17);
+  if (opos + 17 > out.length) grow(17);
+  const b = out;
+  const p = opos;
+  b[p] = what;
+  writeU64(b, p + 1, shared[1]);
+  writeU64(b, p + 9, n);
+  opos = p + 17;
+  return true;
+}
+
+function writeU64(b, p, v) {
+  const hi = Math.floor(v / 0x100000000);
+  const lo = v >>> 0;
+  b[p] = 0; b[p + 1] = (hi >>> 16) & 0xff; b[p + 2] = (hi >>> 8) & 0xff; b[p + 3] = hi & 0xff;
+  b[p + 4] = lo >>> 24; b[p + 5] = (lo >>> 16) & 0xff; b[p + 6] = (lo >>> 8) & 0xff; b[p + 7] = lo & 0xff;
+}
+
+// A long string as a shared value: from the bytes it arrived in when it is being sent on (the same file,
+// when it came shared), else encoded into the output first (ASCII as one-byte, else UTF-16), shared from
+// there, and the output taken back.
+function shareString(s, len) {
+  const relay = relayCount !== 0 ? relayBytes(s, len, false) : undefined;
+  if (relay !== undefined) return shareBytes(0xa0, relay);
+  const h = opos;
+  const cap = 2 * len;
+  if (h + cap > out.length) grow(cap);
+  let what = 0xa0;
+  let n = out.utf8Write(s, h, len + 4);
+  if (n !== len) {
+    what = EXT.STRING16;
+    n = out.ucs2Write(s, h, cap);
+  }
+  const bytes = out.subarray(h, h + n);
+  return shareBytes(what, bytes);
 }
 
 function encString16(s) {
@@ -1132,7 +1234,7 @@ function fixHeaderCount(h, guessed, actual, fix, c16, c32) {
   if (hsNew > hsOld && end + hsNew - hsOld > out.length) grow(hsNew - hsOld);
   if (hsNew !== hsOld) {
     out.copyWithin(h + hsNew, h + hsOld, end);
-    if (W.extAt.length !== 0) W.shiftExternal(h + hsOld, hsNew - hsOld);
+    if (W.hasOutOfLine) W.shiftExternal(h + hsOld, hsNew - hsOld);
   }
   opos = h;
   containerHeader(actual, fix, c16, c32);
@@ -1222,6 +1324,8 @@ function binHeader(n) {
 
 function encBin(v) {
   const n = v.length;
+  if (n >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity &&
+      shareBytes(0xc4, new Uint8Array(v.buffer, v.byteOffset, n))) return;
   binHeader(n);
   if (n >= W.externalMin) {
     addExternal(new Uint8Array(v.buffer, v.byteOffset, n));
@@ -1282,6 +1386,8 @@ function encView(v) {
   if (isDetached(ab)) throw new PathError('is backed by a detached ArrayBuffer');
   const off = isDataView ? dataViewByteOffset.call(v) : v.byteOffset;
   const len = isDataView ? dataViewByteLength.call(v) : v.byteLength;
+  if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity && IS_LE &&
+      shareBytes(type, new Uint8Array(ab, off, len))) return;
   extHeader(type, len);
   writeBytes(ab, off, len, isDataView ? 1 : v.BYTES_PER_ELEMENT);
 }
@@ -1681,6 +1787,76 @@ function useExternalStrings(fn) {
   externalString = fn;
 }
 
+// Shared-memory values: `map(fd, offset, length)` gives a Buffer over the memfd a peer passed (src/shared.rs),
+// `close(fd)` lets an unsent one go. `useFds` names the channel's queue of received descriptors, which the
+// values take in order, and the largest value it accepts.
+var mapShared = undefined;
+var sharedFds = undefined;
+var sharedMax = 0;
+
+function useShared(map, close) {
+  mapShared = map;
+  closeShared = close;
+}
+
+function useFds(fds, max) {
+  sharedFds = fds;
+  sharedMax = max;
+}
+
+function rdU64At(p) {
+  const hi = (src[p] << 24 | src[p + 1] << 16 | src[p + 2] << 8 | src[p + 3]) >>> 0;
+  const lo = (src[p + 4] << 24 | src[p + 5] << 16 | src[p + 6] << 8 | src[p + 7]) >>> 0;
+  return hi * 0x100000000 + lo;
+}
+
+function readShared(p, len) {
+  if (len !== 17) throw bad('SHARED payload must be 17 bytes');
+  const what = src[p];
+  const offset = rdU64At(p + 1);
+  const n = rdU64At(p + 9);
+  const Ctor = what >= 16 && what <= 27 ? TYPED_CTOR[what - 16] : undefined;
+  if (what !== 0xc4 && what !== 0xa0 && what !== EXT.STRING16 && what !== EXT.DATAVIEW && Ctor === undefined) {
+    throw bad(`SHARED value of unknown form ${what}`);
+  }
+  if (offset > Number.MAX_SAFE_INTEGER || n > Number.MAX_SAFE_INTEGER) throw bad('SHARED range out of bounds');
+  if (n > sharedMax) throw bad(`SHARED value of ${n} bytes exceeds the limit of ${sharedMax} bytes (maxMessageSize)`);
+  const size = Ctor !== undefined ? Ctor.BYTES_PER_ELEMENT : what === EXT.STRING16 ? 2 : 1;
+  if (n % size !== 0) throw bad(`SHARED payload length ${n} is not a multiple of ${size}`);
+  const fd = sharedFds === undefined || mapShared === undefined ? undefined : sharedFds.shift();
+  if (fd === undefined) throw bad('SHARED value arrived without its descriptor');
+  let buf;
+  try {
+    buf = mapShared(fd, offset, n);
+  } catch (e) {
+    throw bad(e.message);
+  }
+  if (what === 0xa0 || what === EXT.STRING16) {
+    const latin1 = what === 0xa0;
+    // The mapping starts on a page, so the bytes' alignment is that of their offset in the file.
+    if (externalString !== undefined && (latin1 || offset % 2 === 0)) {
+      const s = externalString(buf, 0, n, latin1);
+      if (latin1) rememberRelayed(s, buf, 0, n, false);
+      return s;
+    }
+    return latin1 ? buf.latin1Slice(0, n) : buf.ucs2Slice(0, n);
+  }
+  let v;
+  if (what === 0xc4) {
+    v = buf;
+  } else if (what === EXT.DATAVIEW) {
+    v = new DataView(buf.buffer, buf.byteOffset, n);
+  } else if (offset % size === 0) {
+    v = new Ctor(buf.buffer, buf.byteOffset, n / size);
+  } else {
+    const ab = new ArrayBuffer(n);
+    new Uint8Array(ab).set(buf);
+    v = new Ctor(ab);
+  }
+  register(v);
+  return v;
+}
+
 // quoted: the bytes are a JSON string's text without escapes, between quotes at p - 1 and p + n (jStr).
 function decodeLongString(b, p, n, quoted) {
   if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
@@ -2077,6 +2253,7 @@ function readExt(len, depth) {
       register(dv);
       return dv;
     }
+    case 13: return readShared(p, len);
     case 0xff: return readTimestamp(p, len);
     default:
       if (type >= 16 && type <= 27) return readTypedArray(type, p, len);
@@ -3364,6 +3541,8 @@ module.exports = {
   endRun,
   Writer,
   useExternalStrings,
+  useShared,
+  useFds,
   encodeAdvanced,
   decodeAdvanced,
   encodeJson,
