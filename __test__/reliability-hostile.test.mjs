@@ -160,6 +160,11 @@ test('D28: garbage MessagePack is refused with ERR_IPC_BAD_PAYLOAD; huge declare
     ['c6ffffffff', /bin length 4294967295 exceeds the remaining data/],
     ['c9ffffffff05', /ext payload length 4294967295 exceeds the remaining data/],
     ['d46300', /unknown ext type 99/],
+    // Shared-memory values (PROTOCOL.md §4.6): malformed, or without the descriptor that carries their bytes.
+    ['d50d0000', /SHARED payload must be 17 bytes/],
+    [`c7110d07${'00'.repeat(16)}`, /SHARED value of unknown form 7/],
+    [`c7110dc4${'00'.repeat(8)}0000000000100000`, /SHARED value arrived without its descriptor/],
+    [`c7110dc4${'00'.repeat(8)}0000000100000000`, /SHARED value of 4294967296 bytes exceeds the limit of \d+ bytes \(maxMessageSize\)/],
     ['a2fffe', /string is not valid UTF-8/],
     ['c0c0', /trailing bytes after the value/],
     ['810102', /object key is not a string/],

@@ -1,0 +1,159 @@
+// Values of 1 MiB or more travel through shared memory (PROTOCOL.md §4.6, src/shared.rs): a sealed memfd that
+// the receiver maps copy-on-write. These tests run real children and look at what each process maps
+// (/proc/<pid>/maps) to tell a value that went through a memfd, or was passed on as the same file, from a copy.
+import {test} from 'node:test';
+import assert from 'node:assert/strict';
+import {readdirSync} from 'node:fs';
+import {fork, spawn, fixture, settle} from './helpers.mjs';
+import {memfdFiles} from './fixtures/memfd-files.mjs';
+import {settleMemory} from './fixtures/r-helpers.mjs';
+
+const MiB = 1024 * 1024;
+const linux = process.platform === 'linux';
+const skip = linux ? false : 'shared memory is used on Linux only';
+
+const pattern = (size, seed) => {
+  const buf = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) buf[i] = (i * 31 + seed) & 0xff;
+  return buf;
+};
+
+const startEcho = async (options) => {
+  const subprocess = fork(fixture('s-shared-echo.mjs'), [], options);
+  assert.equal(await subprocess.getOneMessage(), 'ready');
+  const echo = async (value, op = 'echo') => {
+    const answer = subprocess.getOneMessage();
+    await subprocess.sendMessage({op, value});
+    return answer;
+  };
+  const done = async () => {
+    await subprocess.sendMessage('done');
+    await subprocess;
+  };
+  return {subprocess, echo, done};
+};
+
+test('values of 1 MiB and more of every binary and string form arrive exactly, through memory the child maps from a memfd', {skip}, async () => {
+  const {echo, done} = await startEcho();
+  const bytes = pattern(3 * MiB + 5, 1);
+  const twoByte = 'é€'.repeat(MiB) + '\ud800';   // a lone surrogate survives too
+  const values = [
+    ['Buffer', bytes],
+    ['Uint8Array at an offset', new Uint8Array(bytes.buffer, bytes.byteOffset + 3, 2 * MiB)],
+    ['Float64Array', new Float64Array(MiB / 4).map((_, i) => i / 7)],
+    ['Int16Array', new Int16Array(MiB).map((_, i) => i - 30000)],
+    ['DataView', new DataView(bytes.buffer, bytes.byteOffset + 1, 2 * MiB)],
+    ['one-byte string', 'native-ipc '.repeat(MiB / 4)],
+    ['two-byte string', twoByte],
+  ];
+  for (const [what, value] of values) {
+    const before = memfdFiles().length;
+    const {value: back, files} = await echo(value);
+    assert.ok(files.length > 0, `${what}: the child held it in a memfd mapping`);
+    assert.ok(memfdFiles().length > before, `${what}: the echo is mapped here too`);
+    assert.equal(Object.prototype.toString.call(back), Object.prototype.toString.call(value), what);
+    if (typeof value === 'string') {
+      assert.ok(back === value, `${what} came back equal`);
+    } else {
+      assert.equal(back.byteLength, value.byteLength, what);
+      assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(value.buffer, value.byteOffset, value.byteLength)), `${what} came back equal`);
+    }
+  }
+  await done();
+});
+
+test('a value held twice in one message arrives as one object, and small and large values mix in order', {skip}, async () => {
+  const {echo, done} = await startEcho();
+  const big = pattern(2 * MiB, 2);
+  const message = {a: big, list: [1, 'two', big, pattern(100, 3), 'x'.repeat(2 * MiB)], map: new Map([['k', big]])};
+  const {value: back} = await echo(message);
+  assert.ok(back.a.equals(big));
+  assert.equal(back.list[2], back.a);
+  assert.equal(back.map.get('k'), back.a);
+  assert.deepEqual(back.list.slice(0, 2), [1, 'two']);
+  assert.ok(back.list[3].equals(pattern(100, 3)));
+  assert.equal(back.list[4], 'x'.repeat(2 * MiB));
+  await done();
+});
+
+test('a Buffer echoed unchanged goes back as the same file; one the child changed goes back as a new one, changed', {skip}, async () => {
+  const {echo, done} = await startEcho();
+  const sent = pattern(4 * MiB, 4);
+  const same = await echo(sent);
+  assert.ok(same.value.equals(sent));
+  const mine = memfdFiles();
+  assert.ok(same.files.some((file) => mine.includes(file)), 'the parent maps the very file the child received');
+
+  const changed = await echo(sent, 'change');
+  const expected = Buffer.from(sent);
+  expected[0] ^= 0xff;
+  expected[expected.length - 1] ^= 0xff;
+  assert.ok(changed.value.equals(expected), 'the change arrived');
+  assert.ok(sent[0] === pattern(1, 4)[0], 'the parent\'s own Buffer is untouched');
+  const now = memfdFiles();
+  assert.ok(!changed.files.some((file) => now.includes(file) && !mine.includes(file)), 'the changed Buffer went as a new file');
+  await done();
+});
+
+test('the sender may change its Buffer as soon as sendMessage() returns; a received Buffer may be written to', {skip}, async () => {
+  const {subprocess, done} = await startEcho();
+  const value = pattern(2 * MiB, 5);
+  const original = Buffer.from(value);
+  const answer = subprocess.getOneMessage();
+  const sending = subprocess.sendMessage({op: 'echo', value});
+  value.fill(0);
+  await sending;
+  const {value: back} = await answer;
+  assert.ok(back.equals(original));
+  back.fill(9);
+  assert.equal(back[12345], 9);
+  await done();
+});
+
+test('an echo that does not read the value holds no copy of it: the child\'s memory grows by far less than 64 MiB', {skip}, async () => {
+  const {echo, done} = await startEcho();
+  const {rss: before} = await echo('warm-up');
+  const {value: back, rss: after} = await echo(pattern(64 * MiB, 6));
+  assert.equal(back.length, 64 * MiB);
+  assert.ok(after - before < 16 * MiB, `the child grew by ${after - before} bytes`);
+  await done();
+});
+
+test('strict sends of shared values are acknowledged; json mode sends the same values inline', {skip}, async () => {
+  for (const serialization of ['advanced', 'json']) {
+    const {subprocess, done} = await startEcho({serialization});
+    const value = 'y'.repeat(3 * MiB);
+    const answer = subprocess.getOneMessage();
+    await subprocess.sendMessage({op: 'echo', value}, {strict: true});
+    const {value: back, files} = await answer;
+    assert.equal(back, value);
+    assert.equal(files.length > 0, serialization === 'advanced', `${serialization}: ${files.length} memfd mappings`);
+    await done();
+  }
+});
+
+const badPeer = async (how, pattern) => {
+  const subprocess = spawn(process.execPath, [new URL(fixture('r-shared-peer.cjs')).pathname, how], {ipc: true, stdio: ['ignore', 'ignore', 'inherit']});
+  await assert.rejects(subprocess.getOneMessage(), (error) => {
+    assert.match(error.message, /^The IPC channel with the subprocess failed: /);
+    assert.match(error.message, pattern);
+    assert.equal(error.code, 'ERR_IPC_BAD_PAYLOAD');
+    return true;
+  });
+  assert.equal(subprocess.connected, false);
+  const {ok} = await settle(subprocess);
+  assert.equal(ok, false);
+};
+
+const openDescriptors = () => readdirSync('/proc/self/fd').length;
+
+test('a peer\'s bad shared-memory values are refused with an error that names them, and their descriptors closed', {skip}, async () => {
+  await settleMemory();
+  const before = openDescriptors();
+  await badPeer('devnull', /shared-memory value whose descriptor is not a memfd/);
+  await badPeer('short', /shared-memory value of 1048576 bytes from offset 0 in a memfd of 100 bytes/);
+  await badPeer('twice', /SHARED value arrived without its descriptor/);
+  // The value decoded before the bad one holds its mapping (and descriptor) until it is collected.
+  await settleMemory();
+  assert.equal(openDescriptors(), before, 'every descriptor the peers passed was closed');
+});
