@@ -930,13 +930,14 @@ function shareString(s, len) {
   const relay = relayCount !== 0 ? relayBytes(s, len, false) : undefined;
   if (relay !== undefined) return shareBytes(0xa0, relay);
   const h = opos;
-  const cap = 2 * len;
-  if (h + cap > out.length) grow(cap);
+  // Room for ASCII first: twice that for UTF-16 would take the writer past the size it keeps between sends.
+  if (h + len + 4 > out.length) grow(len + 4);
   let what = 0xa0;
   let n = out.utf8Write(s, h, len + 4);
   if (n !== len) {
     what = EXT.STRING16;
-    n = out.ucs2Write(s, h, cap);
+    if (h + 2 * len > out.length) grow(2 * len);
+    n = out.ucs2Write(s, h, 2 * len);
   }
   const bytes = out.subarray(h, h + n);
   return shareBytes(what, bytes);
