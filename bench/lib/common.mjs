@@ -59,6 +59,22 @@ export function echoedSize(value) {
 	return -1;
 }
 
+/**
+ * Whether an echo came back equal to what was sent: '' when it did, else what came back. It reads every byte, so
+ * a receiver that maps what it received lazily (native-ipc's shared memory) pays for reading it here, as one
+ * that copied it paid before.
+ */
+export function echoMismatch(value, payload) {
+	if (typeof payload === 'string') {
+		return value === payload ? '' : `${typeof value} of ${echoedSize(value)} characters, not the string sent`;
+	}
+	let bytes;
+	if (ArrayBuffer.isView(value)) bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+	else if (value && value.type === 'Buffer' && Array.isArray(value.data)) bytes = Buffer.from(value.data);
+	else return `${echoedSize(value)} bytes`;
+	return bytes.equals(payload) ? '' : `${bytes.length} bytes, not the ones sent`;
+}
+
 /** VmHWM (peak resident set size) of a process, in bytes. */
 export function peakRss(pid = 'self') {
 	const status = readFileSync(`/proc/${pid}/status`, 'utf8');
