@@ -93,7 +93,7 @@ test(
   async (t) => {
     const subprocess = killAfter(t, fork(fixture('r-stall.mjs')));
     assert.equal(await subprocess.getOneMessage(), 'ready');
-    // Parts of 512 KiB travel inside the frame (1 MiB and more would go through shared memory).
+    // Parts of 512 KiB travel inside the frame (8 MiB and more would go through shared memory).
     const sending = subprocess.sendMessage(Array.from({length: 128}, () => Buffer.alloc(MiB / 2, 2)));
     const pending = subprocess.getOneMessage();
     // Let the kernel take what it can of the frame.

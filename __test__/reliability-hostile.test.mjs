@@ -136,12 +136,13 @@ test('D30: a wrong protocol version, a wrong mode, a missing, malformed, 100k-de
 });
 
 test('D30: unknown frame kinds and control frames of impossible lengths are refused', async () => {
-  for (const kind of [0, 7, 42, 255]) {
+  for (const kind of [0, 8, 42, 255]) {
     await expectRefused(advanced(frame(kind, Buffer.from('c0', 'hex'))), new RegExp(`unknown kind ${kind}`), 'ERR_IPC_BAD_FRAME');
   }
   await expectRefused(advanced(frame(KIND.ack, Buffer.alloc(3))), /kind 4 with an impossible length of 3 bytes/, 'ERR_IPC_BAD_FRAME');
   await expectRefused(advanced(frame(KIND.strict, Buffer.alloc(2))), /kind 3 with an impossible length of 2 bytes/, 'ERR_IPC_BAD_FRAME');
   await expectRefused(advanced(frame(KIND.handle)), /kind 6 with an impossible length of 0 bytes/, 'ERR_IPC_BAD_FRAME');
+  await expectRefused(advanced(frame(KIND.taken, Buffer.alloc(5))), /kind 7 with an impossible length of 5 bytes/, 'ERR_IPC_BAD_FRAME');
 });
 
 test('D30: a zero-length message frame is a payload error', async () => {

@@ -552,7 +552,7 @@ test('advanced: large messages are received into memory advised for huge pages, 
   const messages = subprocess.getEachMessage()[Symbol.asyncIterator]();
   const next = async () => (await messages.next()).value;
   const size = 16 * 1024 * 1024;
-  // In parts of 512 KiB, which travel inside the frame (1 MiB and more would go through shared memory).
+  // In parts of 512 KiB, which travel inside the frame (8 MiB and more would go through shared memory).
   const part = 512 * 1024;
   const split = (whole) => Array.from({length: size / part}, (_, i) => whole.slice(i * part, (i + 1) * part));
   const values = [split(bytes(size, 21)), split('native-ipc '.repeat(size / 8).slice(0, size)), split(bytes(size, 22))];

@@ -1,4 +1,4 @@
-// Values of 1 MiB or more travel through shared memory (PROTOCOL.md §4.6, src/shared.rs): a sealed memfd that
+// Values of 8 MiB or more travel through shared memory (PROTOCOL.md §4.6, src/shared.rs): a sealed memfd that
 // the receiver maps copy-on-write. These tests run real children and look at what each process maps
 // (/proc/<pid>/maps) to tell a value that went through a memfd, or was passed on as the same file, from a copy.
 import {test} from 'node:test';
@@ -33,17 +33,17 @@ const startEcho = async (options) => {
   return {subprocess, echo, done};
 };
 
-test('values of 1 MiB and more of every binary and string form arrive exactly, through memory the child maps from a memfd', {skip}, async () => {
+test('values of 8 MiB and more of every binary and string form arrive exactly, through memory the child maps from a memfd', {skip}, async () => {
   const {echo, done} = await startEcho();
-  const bytes = pattern(3 * MiB + 5, 1);
-  const twoByte = 'é€'.repeat(MiB) + '\ud800';   // a lone surrogate survives too
+  const bytes = pattern(10 * MiB + 5, 1);
+  const twoByte = 'é€'.repeat(4 * MiB) + '\ud800';   // a lone surrogate survives too
   const values = [
     ['Buffer', bytes],
-    ['Uint8Array at an offset', new Uint8Array(bytes.buffer, bytes.byteOffset + 3, 2 * MiB)],
-    ['Float64Array', new Float64Array(MiB / 4).map((_, i) => i / 7)],
-    ['Int16Array', new Int16Array(MiB).map((_, i) => i - 30000)],
-    ['DataView', new DataView(bytes.buffer, bytes.byteOffset + 1, 2 * MiB)],
-    ['one-byte string', 'native-ipc '.repeat(MiB / 4)],
+    ['Uint8Array at an offset', new Uint8Array(bytes.buffer, bytes.byteOffset + 3, 9 * MiB)],
+    ['Float64Array', new Float64Array(MiB + 5).map((_, i) => i / 7)],
+    ['Int16Array', new Int16Array(5 * MiB).map((_, i) => i - 30000)],
+    ['DataView', new DataView(bytes.buffer, bytes.byteOffset + 1, 9 * MiB)],
+    ['one-byte string', 'native-ipc '.repeat(MiB)],
     ['two-byte string', twoByte],
   ];
   for (const [what, value] of values) {
@@ -64,21 +64,21 @@ test('values of 1 MiB and more of every binary and string form arrive exactly, t
 
 test('a value held twice in one message arrives as one object, and small and large values mix in order', {skip}, async () => {
   const {echo, done} = await startEcho();
-  const big = pattern(2 * MiB, 2);
-  const message = {a: big, list: [1, 'two', big, pattern(100, 3), 'x'.repeat(2 * MiB)], map: new Map([['k', big]])};
+  const big = pattern(9 * MiB, 2);
+  const message = {a: big, list: [1, 'two', big, pattern(100, 3), 'x'.repeat(9 * MiB)], map: new Map([['k', big]])};
   const {value: back} = await echo(message);
   assert.ok(back.a.equals(big));
   assert.equal(back.list[2], back.a);
   assert.equal(back.map.get('k'), back.a);
   assert.deepEqual(back.list.slice(0, 2), [1, 'two']);
   assert.ok(back.list[3].equals(pattern(100, 3)));
-  assert.equal(back.list[4], 'x'.repeat(2 * MiB));
+  assert.equal(back.list[4], 'x'.repeat(9 * MiB));
   await done();
 });
 
 test('a Buffer echoed unchanged goes back as the same file; one the child changed goes back as a new one, changed', {skip}, async () => {
   const {echo, done} = await startEcho();
-  const sent = pattern(4 * MiB, 4);
+  const sent = pattern(9 * MiB, 4);
   const same = await echo(sent);
   assert.ok(same.value.equals(sent));
   const mine = memfdFiles();
@@ -97,7 +97,7 @@ test('a Buffer echoed unchanged goes back as the same file; one the child change
 
 test('the sender may change its Buffer as soon as sendMessage() returns; a received Buffer may be written to', {skip}, async () => {
   const {subprocess, done} = await startEcho();
-  const value = pattern(2 * MiB, 5);
+  const value = pattern(9 * MiB, 5);
   const original = Buffer.from(value);
   const answer = subprocess.getOneMessage();
   const sending = subprocess.sendMessage({op: 'echo', value});
@@ -122,13 +122,39 @@ test('an echo that does not read the value holds no copy of it: the child\'s mem
 test('strict sends of shared values are acknowledged; json mode sends the same values inline', {skip}, async () => {
   for (const serialization of ['advanced', 'json']) {
     const {subprocess, done} = await startEcho({serialization});
-    const value = 'y'.repeat(3 * MiB);
+    const value = 'y'.repeat(9 * MiB);
     const answer = subprocess.getOneMessage();
     await subprocess.sendMessage({op: 'echo', value}, {strict: true});
     const {value: back, files} = await answer;
     assert.equal(back, value);
     assert.equal(files.length > 0, serialization === 'advanced', `${serialization}: ${files.length} memfd mappings`);
     await done();
+  }
+});
+
+test('a child that never reads: shared sends stop resolving past a window, are refused past the queue limit, and settle when it is killed', {skip}, async () => {
+  const subprocess = fork(fixture('r-stall.mjs'));
+  assert.equal(await subprocess.getOneMessage(), 'ready');
+  const data = pattern(8 * MiB, 7);
+  const outcomes = [];
+  let refusal;
+  while (refusal === undefined && outcomes.length < 40) {
+    const outcome = {resolved: false, error: undefined};
+    subprocess.sendMessage(data).then(() => { outcome.resolved = true; }, (error) => { outcome.error = error; });
+    await new Promise((resolve) => setImmediate(resolve));
+    if (outcome.error?.code === 'ERR_IPC_QUEUE_FULL') refusal = outcome.error;
+    else outcomes.push(outcome);
+  }
+  assert.match(refusal?.message ?? '', /^subprocess\.sendMessage\(\) cannot queue more: \d+ bytes wait for the subprocess to read them, above the limit of 134217728 bytes\./);
+  // The first 32 MiB resolve at once, as bytes the kernel took would; the rest wait for the child to take them.
+  assert.deepEqual(outcomes.slice(0, 4).map((o) => o.resolved), [true, true, true, true]);
+  assert.ok(outcomes.slice(5).every((o) => !o.resolved && o.error === undefined), 'sends past the window wait');
+  assert.ok(outcomes.length * 8 <= 128 + 8, `${outcomes.length} sends of 8 MiB were accepted`);
+  subprocess.kill('SIGKILL');
+  await settle(subprocess);
+  await new Promise((resolve) => setImmediate(resolve));
+  for (const {resolved, error} of outcomes) {
+    assert.ok(resolved || error?.code === 'ERR_IPC_CHANNEL_CLOSED', error?.message);
   }
 });
 

@@ -17,7 +17,7 @@ if (hasExternalStrings()) {
 }
 // Long strings of JSON messages are scanned and escaped in Rust.
 codec.useJsonNative(addon);
-// Values of 1 MiB or more travel through shared memory where the peer takes it (see src/shared.rs).
+// Values of 8 MiB or more travel through shared memory where the peer takes it (see src/shared.rs).
 codec.useShared(mapShared, closeFd);
 
 const HEADER = 5;
@@ -26,6 +26,9 @@ const KIND_STRICT = 3;
 const KIND_ACK = 4;
 const KIND_CANCEL = 5;
 const KIND_HANDLE = 6;
+const KIND_TAKEN = 7;
+// Bytes of shared values that may wait for the peer to take them before a send's promise waits for it too.
+const SHARED_WINDOW = 32 * 1024 * 1024;
 // A strict message starts with its id (u32) and whether its sender is listening (u8).
 const STRICT_PREFIX = 5;
 // Sends are coalesced until this many bytes wait (or the current microtask queue ends).
@@ -141,6 +144,16 @@ class Channel {
     this.drainBound = () => this.drain();
     this.nextStrictId = 1;
     this.strictWaits = new Map();
+    // Shared-memory values (src/shared.rs): how many were sent, and their bytes, and how many the peer said it
+    // took (TAKEN frames), and their bytes. The bytes not taken yet count as waiting for the peer, as queued bytes
+    // do. `sharedSends` are the sends with such values not taken yet, in order ({upTo, endBytes, resolve}, resolve
+    // set while the send waits for the peer to take enough of them: see SHARED_WINDOW).
+    this.sharedSent = 0;
+    this.sharedSentBytes = 0;
+    this.sharedTaken = 0;
+    this.sharedTakenBytes = 0;
+    this.sharedSends = [];
+    this.sharedWaitCount = 0;
     // An acknowledgement was read in the batch being processed (see onEvent).
     this.justAcked = false;
 
@@ -213,9 +226,10 @@ class Channel {
 
   /** Encodes `value` into the coalescing buffer and returns a promise settled once it reached the kernel. */
   send(value, strict, throwSync = false) {
-    if (this.streamEnd - this.written > MAX_QUEUED_BYTES) {
+    const waiting = this.streamEnd - this.written + this.sharedSentBytes - this.sharedTakenBytes;
+    if (waiting > MAX_QUEUED_BYTES) {
       // The other process stopped reading: refuse rather than let this one's memory grow without bound.
-      const failure = errors.queueFull(this.prefix, this.other, this.streamEnd - this.written, MAX_QUEUED_BYTES);
+      const failure = errors.queueFull(this.prefix, this.other, waiting, MAX_QUEUED_BYTES);
       if (throwSync) {
         throw failure;
       }
@@ -228,11 +242,10 @@ class Channel {
     const start = w.pos;
     const externalBefore = w.extLength;
     const sharedBefore = w.sharedLength;
+    const sharesBefore = w.shareFds.length;
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
-    w.shareAllowance = MAX_QUEUED_BYTES - (this.streamEnd - this.written);
-    w.shareRefused = 0;
     try {
       this.encodeValue(w, value);
     } catch (error) {
@@ -246,18 +259,9 @@ class Channel {
       queueMicrotask(() => this.disconnect());
       return Promise.reject(failure);
     }
-    if (w.shareRefused !== 0) {
-      // Shared values the other process has not read fill the queue: refused as bytes waiting would be.
-      const waiting = w.shareRefused + this.streamEnd - this.written;
-      w.truncate(start);
-      const failure = errors.queueFull(this.prefix, this.other, waiting, MAX_QUEUED_BYTES);
-      if (throwSync) {
-        throw failure;
-      }
-      return Promise.reject(failure);
-    }
     const external = w.extLength - externalBefore;
-    const size = w.pos - bodyStart + external + (w.sharedLength - sharedBefore);
+    const shared = w.sharedLength - sharedBefore;
+    const size = w.pos - bodyStart + external + shared;
     if (size > this.maxMessageSize) {
       w.truncate(start);
       return Promise.reject(errors.tooLarge(this.prefix, size, this.maxMessageSize));
@@ -280,7 +284,102 @@ class Channel {
     }
     this.streamEnd += w.pos - start + external;
     const written = this.joinBatch();
+    if (shared !== 0) {
+      // Settled once the peer took the values as well: a sender that awaits each send keeps pace with it.
+      const taken = this.waitForTaken(w.shareFds.length - sharesBefore, shared);
+      if (taken !== undefined) {
+        return Promise.all(ackPromise === undefined ? [written, taken] : [written, taken, ackPromise]).then(noop);
+      }
+    }
     return ackPromise === undefined ? written : Promise.all([written, ackPromise]).then(noop);
+  }
+
+  /**
+   * Counts a send's shared values as waiting for the peer. Its promise also waits for the peer to take them when
+   * more than SHARED_WINDOW bytes of shared values (its own included) would be waiting: a sender that awaits each
+   * send keeps pace with a slower reader, as the kernel's socket buffer makes it for bytes sent inline, without
+   * waiting for a round trip on every message.
+   */
+  waitForTaken(count, bytes) {
+    this.sharedSent += count;
+    this.sharedSentBytes += bytes;
+    const send = {upTo: this.sharedSent, endBytes: this.sharedSentBytes, resolve: undefined, reject: undefined};
+    this.sharedSends.push(send);
+    if (send.endBytes - this.sharedTakenBytes <= SHARED_WINDOW) {
+      return undefined;
+    }
+    this.sharedWaitCount++;
+    this.addRef();
+    return new Promise((resolve, reject) => {
+      send.resolve = resolve;
+      send.reject = reject;
+    });
+  }
+
+  /** The peer took `count` more shared values (a TAKEN frame). */
+  onTaken(count) {
+    this.sharedTaken += count;
+    const sends = this.sharedSends;
+    let resolved = false;
+    let taken = 0;
+    while (taken < sends.length && sends[taken].upTo <= this.sharedTaken) {
+      this.sharedTakenBytes = sends[taken].endBytes;
+      resolved = this.settleShared(sends[taken++], undefined) || resolved;
+    }
+    if (taken !== 0) {
+      sends.splice(0, taken);
+    }
+    // Sends further on wait no more once what is waiting before and with them fits the window.
+    for (let i = 0; i < sends.length && sends[i].endBytes - this.sharedTakenBytes <= SHARED_WINDOW; i++) {
+      resolved = this.settleShared(sends[i], undefined) || resolved;
+    }
+    if (resolved) {
+      // As for a strict send's ack: the frames after this one in the batch still count as arriving while the
+      // send was in flight (execa R24).
+      this.justAcked = true;
+    }
+  }
+
+  /** Settles a send waiting for the peer to take shared values; false if it was not waiting. */
+  settleShared(send, error) {
+    if (send.resolve === undefined) {
+      return false;
+    }
+    const {resolve, reject} = send;
+    send.resolve = undefined;
+    send.reject = undefined;
+    this.sharedWaitCount--;
+    this.removeRef();
+    if (error === undefined) {
+      resolve();
+    } else {
+      reject(error);
+    }
+    return true;
+  }
+
+  failSharedWaits(makeError) {
+    for (const send of this.sharedSends) {
+      if (send.resolve !== undefined) {
+        this.settleShared(send, makeError());
+      }
+    }
+    this.sharedSends = [];
+    this.sharedTakenBytes = this.sharedSentBytes;
+  }
+
+  /** Tells the peer this side took `count` of its shared values, which it may stop counting as waiting. */
+  sendTaken(count) {
+    const w = this.writer;
+    w.ensure(HEADER + 4);
+    const buf = w.buf;
+    const p = w.pos;
+    buf.writeUInt32LE(4, p);
+    buf[p + 4] = KIND_TAKEN;
+    buf.writeUInt32LE(count, p + HEADER);
+    w.pos = p + HEADER + 4;
+    this.streamEnd += HEADER + 4;
+    this.scheduleFlush();
   }
 
   /**
@@ -296,10 +395,11 @@ class Channel {
 
   /**
    * Whether this side's own sends are in flight, which holds incoming messages nobody listens for (execa
-   * R24): bytes not yet in the kernel, strict sends waiting for their ack, or an ack read in this batch.
+   * R24): bytes not yet in the kernel, strict sends waiting for their ack, shared values the peer has not said
+   * it took, or an ack (or TAKEN) read in this batch.
    */
   get awaitingOwnSends() {
-    return this.sending || this.strictWaits.size > 0 || this.justAcked;
+    return this.sending || this.strictWaits.size > 0 || this.sharedWaitCount > 0 || this.justAcked;
   }
 
   /** Whether sends are waiting for the kernel to take their bytes. */
@@ -362,8 +462,8 @@ class Channel {
     try {
       if (w.shareFds.length !== 0) {
         // The descriptors are Rust's from here on, whatever happens to the call.
-        const [fds, at, lengths] = w.takeShared();
-        written = this.native.writeShared(w.parts(), fds, at, lengths);
+        const [fds, at] = w.takeShared();
+        written = this.native.writeShared(w.parts(), fds, at);
       } else if (w.extLength !== 0) {
         const lendable = w.lendableTail();
         if (lendable === undefined) {
@@ -562,6 +662,10 @@ class Channel {
     if (frames !== undefined) {
       // No other channel's values take this one's descriptors.
       codec.useFds(undefined, 0);
+      const taken = codec.takeSharedTaken();
+      if (taken !== 0 && this.connected) {
+        this.sendTaken(taken);
+      }
     }
     if (this.justAcked) {
       // Strict sends answered in this batch counted as in flight for the frames after their ack; their
@@ -678,6 +782,8 @@ class Channel {
         this.receive(value, 0, false, {type: frames[start], fd});
       } else if (kind === KIND_ACK) {
         this.onAck(frames.readUInt32LE(start), frames[start + 4] === 1);
+      } else if (kind === KIND_TAKEN) {
+        this.onTaken(frames.readUInt32LE(start));
       } else if (kind === KIND_CANCEL) {
         let reason;
         try {
@@ -951,6 +1057,8 @@ class Channel {
     this.handOnLargeBuffers();
     this.connected = false;
     this.rejectSends(() => this.endError ?? errors.disconnecting(this.prefix, this.other));
+    // Shared values the peer never said it took may not have reached it.
+    this.failSharedWaits(() => this.endError ?? errors.disconnecting(this.prefix, this.other));
     this.endReceiving();
     this.maybeNotifyClosed();
   }

@@ -226,18 +226,14 @@ class Writer {
     // Called with each new buffer of 4 MiB or more before anything is written to it (the channel asks the
     // kernel for huge pages there: see src/memory.rs).
     this.onLargeBuffer = undefined;
-    // Shared-memory values (ext SHARED): `sharer.share(bytes, allowance)` gives a sealed memfd holding them, or
-    // nothing where the peer does not take them. Descriptor `shareFds[i]` travels with the byte
-    // `buf[shareAt[i]]` and holds `shareLengths[i]` bytes; `sharedLength` is their sum. `shareAllowance` is how
-    // many bytes of shared values the peer may leave unread before the queue counts as full, and
-    // `shareRefused` what they held when that stopped a value from being shared (the send is refused then).
+    // Shared-memory values (ext SHARED): `sharer.share(bytes)` gives a sealed memfd holding them, or nothing
+    // where the peer does not take them. Descriptor `shareFds[i]` travels with the byte `buf[shareAt[i]]` and
+    // holds `shareLengths[i]` bytes; `sharedLength` is their sum.
     this.sharer = undefined;
     this.shareAt = [];
     this.shareFds = [];
     this.shareLengths = [];
     this.sharedLength = 0;
-    this.shareAllowance = Infinity;
-    this.shareRefused = 0;
   }
 
   /** Stream bytes of the external parts at or after buf offset `from`. */
@@ -259,12 +255,11 @@ class Writer {
   }
 
   /**
-   * Hands over the descriptors of the shared values: `[fds, at, lengths]`, `at[i]` the stream offset (external
-   * parts counted) of the byte `fds[i]` travels with. The writer forgets them.
+   * Hands over the descriptors of the shared values: `[fds, at]`, `at[i]` the stream offset (external parts
+   * counted) of the byte `fds[i]` travels with. The writer forgets them.
    */
   takeShared() {
     const fds = this.shareFds;
-    const lengths = this.shareLengths;
     const at = this.shareAt.map((pos) => {
       let offset = pos;
       for (let i = 0; i < this.extAt.length && this.extAt[i] <= pos; i++) offset += this.extBytes[i].length;
@@ -274,7 +269,7 @@ class Writer {
     this.shareAt = [];
     this.shareLengths = [];
     this.sharedLength = 0;
-    return [fds, at, lengths];
+    return [fds, at];
   }
 
   /** Forgets everything from buf offset `pos` on, external parts included. */
@@ -888,18 +883,14 @@ function encLongString(s) {
 
 // Values of SHARE_MIN bytes or more go through shared memory where the channel's peer takes it (the ext
 // SHARED: PROTOCOL.md 4.6): the bytes are copied once, into a sealed memfd, and the frame carries 17 bytes.
-const SHARE_MIN = 1024 * 1024;
+const SHARE_MIN = 8 * 1024 * 1024;
 var closeShared = undefined;
 
 // Writes `bytes` as a shared value whose inline form is `what` (0xc4 bin, 0xa0 one-byte string, STRING16,
 // DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
 function shareBytes(what, bytes) {
-  const shared = W.sharer.share(bytes, W.shareAllowance - W.sharedLength);
+  const shared = W.sharer.share(bytes);
   if (shared.length === 0) return false;
-  if (shared[0] === -1) {
-    W.shareRefused = shared[1];
-    return false;
-  }
   const n = bytes.length;
   W.shareAt.push(opos);
   W.shareFds.push(shared[0]);
@@ -1794,6 +1785,14 @@ function useExternalStrings(fn) {
 var mapShared = undefined;
 var sharedFds = undefined;
 var sharedMax = 0;
+// Shared values decoded since the channel last asked (it tells the peer: a TAKEN frame).
+var sharedTaken = 0;
+
+function takeSharedTaken() {
+  const n = sharedTaken;
+  sharedTaken = 0;
+  return n;
+}
 
 function useShared(map, close) {
   mapShared = map;
@@ -1832,6 +1831,7 @@ function readShared(p, len) {
   } catch (e) {
     throw bad(e.message);
   }
+  sharedTaken++;
   if (what === 0xa0 || what === EXT.STRING16) {
     const latin1 = what === 0xa0;
     // The mapping starts on a page, so the bytes' alignment is that of their offset in the file.
@@ -3544,6 +3544,7 @@ module.exports = {
   useExternalStrings,
   useShared,
   useFds,
+  takeSharedTaken,
   encodeAdvanced,
   decodeAdvanced,
   encodeJson,

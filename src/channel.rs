@@ -75,12 +75,8 @@ struct State {
   out_start: usize,
   /// Bytes handed to the kernel since the channel opened (handshake included).
   written: u64,
-  /// Descriptors to pass along, each with the stream offset of the byte it must travel with, and the bytes
-  /// of the shared-memory value it carries (0 for a handle).
-  fd_marks: VecDeque<(u64, RawFd, u64)>,
-  /// Shared-memory values handed to the kernel that the peer may not have read yet: their stream offset and
-  /// bytes (see `shared_waiting`).
-  shared_sent: VecDeque<(u64, u64)>,
+  /// Descriptors to pass along, each with the stream offset of the byte it must travel with.
+  fd_marks: VecDeque<(u64, RawFd)>,
   /// Descriptors the peer passed, not yet handed to JS.
   in_fds: Vec<RawFd>,
   hello_len: u64,
@@ -303,7 +299,6 @@ pub fn open_channel(
     out_start: 0,
     written: 0,
     fd_marks: VecDeque::new(),
-    shared_sent: VecDeque::new(),
     in_fds: Vec::new(),
     js_ref: false,
     refed: true,
@@ -542,7 +537,7 @@ impl NativeChannel {
     }
     let copy = transport::dup(handle).map_err(ChannelError::Io)?;
     let offset = s.written + s.queued_len() as u64;
-    s.fd_marks.push_back((offset, copy, 0));
+    s.fd_marks.push_back((offset, copy));
     s.outq.extend_from_slice(&frame);
     s.flush()?;
     s.update_poll();
@@ -551,17 +546,12 @@ impl NativeChannel {
 
   /// A sealed memfd holding `bytes` for a shared-memory value, and their offset in it: `[fd, offset]`, or `[]`
   /// where the peer does not take such values or one cannot be made (the caller then sends them inline). The
-  /// caller hands the descriptor back to `writeShared` (or to `closeFd`, when the send is abandoned). When the
-  /// values the peer has not read yet hold more than `allowance` bytes: `[-1, their bytes]` (the queue is full).
+  /// caller hands the descriptor back to `writeShared` (or to `closeFd`, when the send is abandoned).
   #[napi(catch_unwind)]
-  pub fn share(&self, bytes: BufferSlice, allowance: f64) -> Vec<f64> {
-    let mut s = self.state.borrow_mut();
+  pub fn share(&self, bytes: BufferSlice) -> Vec<f64> {
+    let s = self.state.borrow();
     if s.done || s.closing || !s.splitter.peer_shares() {
       return Vec::new();
-    }
-    let waiting = s.shared_waiting();
-    if waiting as f64 > allowance {
-      return vec![-1.0, waiting as f64];
     }
     match crate::shared::share(&bytes) {
       Some((fd, offset)) => vec![fd as f64, offset as f64],
@@ -577,10 +567,9 @@ impl NativeChannel {
     parts: Vec<BufferSlice>,
     fds: Vec<i32>,
     at: Vec<f64>,
-    lengths: Vec<f64>,
   ) -> Result<f64, String> {
     let mut s = self.state.borrow_mut();
-    if s.done || s.closing || fds.len() != at.len() || fds.len() != lengths.len() {
+    if s.done || s.closing || fds.len() != at.len() {
       for fd in fds {
         transport::close(fd);
       }
@@ -588,14 +577,14 @@ impl NativeChannel {
         if s.done || s.closing {
           ChannelError::Closed
         } else {
-          ChannelError::BadArgument("writeShared(): one offset and one length per descriptor")
+          ChannelError::BadArgument("writeShared(): one offset per descriptor")
         }
         .into(),
       );
     }
     let start = s.written + s.queued_len() as u64;
-    for ((fd, at), length) in fds.into_iter().zip(at).zip(lengths) {
-      s.fd_marks.push_back((start + at as u64, fd, length as u64));
+    for (fd, at) in fds.into_iter().zip(at) {
+      s.fd_marks.push_back((start + at as u64, fd));
     }
     for part in &parts {
       reserve_advised(&mut s.outq, part.len(), false);
@@ -717,10 +706,10 @@ impl State {
     while self.out_start < self.outq.len() {
       let mut end = self.outq.len();
       let mut handle = None;
-      if let Some(&(offset, fd, _)) = self.fd_marks.front() {
+      if let Some(&(offset, fd)) = self.fd_marks.front() {
         if offset == self.written {
           handle = Some(fd);
-          if let Some(&(next, _, _)) = self.fd_marks.get(1) {
+          if let Some(&(next, _)) = self.fd_marks.get(1) {
             end = self.out_start + (next - self.written) as usize;
           }
         } else {
@@ -734,11 +723,8 @@ impl State {
       }
       if handle.is_some() {
         // The kernel holds its own reference now.
-        if let Some((offset, fd, shared)) = self.fd_marks.pop_front() {
+        if let Some((_, fd)) = self.fd_marks.pop_front() {
           transport::close(fd);
-          if shared > 0 {
-            self.shared_sent.push_back((offset, shared));
-          }
         }
       }
       progressed = true;
@@ -760,45 +746,19 @@ impl State {
     Ok(progressed)
   }
 
-  /// Bytes of the shared-memory values sent that the peer has not read yet, queued ones included. Their
-  /// memory lives on outside any queue of this process (in the kernel's socket buffer, for a peer that stopped
-  /// reading), so they count against the limit of what may wait. What the peer has read is known from the
-  /// bytes the socket still holds (`SIOCOUTQ`, which counts the kernel's overhead too: a value can seem unread
-  /// for a little longer, never the other way round).
-  fn shared_waiting(&mut self) -> u64 {
-    if !self.shared_sent.is_empty() {
-      let mut unread: c_int = 0;
-      // SAFETY: SIOCOUTQ (TIOCOUTQ's number) writes one int.
-      #[cfg(target_os = "linux")]
-      let asked = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut unread) } == 0;
-      #[cfg(not(target_os = "linux"))]
-      let asked = false;
-      let read = if asked {
-        self.written.saturating_sub(unread.max(0) as u64)
-      } else {
-        0
-      };
-      while matches!(self.shared_sent.front(), Some(&(offset, _)) if offset < read) {
-        self.shared_sent.pop_front();
-      }
-    }
-    let sent: u64 = self.shared_sent.iter().map(|&(_, n)| n).sum();
-    sent + self.fd_marks.iter().map(|&(_, _, n)| n).sum::<u64>()
-  }
-
   /// Forgets the queued output after the peer went away (its sends are rejected in JS at the end).
   fn drop_output(&mut self) {
     self.release_lent();
     self.outq.clear();
     self.out_start = 0;
-    for (_, fd, _) in self.fd_marks.drain(..) {
+    for (_, fd) in self.fd_marks.drain(..) {
       transport::close(fd);
     }
   }
 
   /// Closes every descriptor still held for sending or for JS.
   fn close_held_fds(&mut self) {
-    for (_, fd, _) in self.fd_marks.drain(..) {
+    for (_, fd) in self.fd_marks.drain(..) {
       transport::close(fd);
     }
     for fd in self.in_fds.drain(..) {
@@ -1350,7 +1310,6 @@ mod tests {
       out_start: 0,
       written: 0,
       fd_marks: VecDeque::new(),
-      shared_sent: VecDeque::new(),
       in_fds: Vec::new(),
       js_ref: false,
       refed: false,

@@ -13,6 +13,8 @@ pub const HEADER_LEN: usize = 5;
 pub const STRICT_PREFIX_LEN: u64 = 5;
 /// Bytes of an acknowledgement: `u32` id + one byte telling whether the message reached a listener.
 pub const ACK_LEN: u64 = 5;
+/// Payload length of a `Taken` frame: a u32 count.
+pub const TAKEN_LEN: u64 = 4;
 
 /// Version of the wire protocol this build speaks; a peer announcing another one is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -35,6 +37,9 @@ pub enum Kind {
   /// A user message with a handle: one byte for the handle's type, then the value. The handle's
   /// descriptor travels (SCM_RIGHTS) with the frame's first byte.
   HandleMessage = 6,
+  /// `u32` count of shared-memory values (PROTOCOL.md §4.6) the sender of this frame has taken since its
+  /// previous `Taken`: until then, their sender counts their bytes as waiting for this side.
+  Taken = 7,
 }
 
 impl Kind {
@@ -47,6 +52,7 @@ impl Kind {
       4 => Kind::Ack,
       5 => Kind::Cancel,
       6 => Kind::HandleMessage,
+      7 => Kind::Taken,
       _ => return None,
     })
   }
@@ -238,6 +244,7 @@ impl Splitter {
       let fits = match kind {
         Kind::StrictMessage => len >= STRICT_PREFIX_LEN,
         Kind::Ack => len == ACK_LEN,
+        Kind::Taken => len == TAKEN_LEN,
         Kind::HandleMessage => len >= 1,
         _ => true,
       };

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::framing::{
   hello_frame, FrameError, Kind, Serialization, Splitter, ACK_LEN, HEADER_LEN, PROTOCOL_VERSION,
-  STRICT_PREFIX_LEN,
+  STRICT_PREFIX_LEN, TAKEN_LEN,
 };
 use crate::transport;
 
@@ -108,9 +108,11 @@ fn random_frames(rng: &mut Rng, count: usize, max_payload: usize) -> Vec<Frame> 
         Kind::Ack,
         Kind::Cancel,
         Kind::HandleMessage,
-      ][rng.below(5)];
+        Kind::Taken,
+      ][rng.below(6)];
       let len = match kind {
         Kind::Ack => ACK_LEN as usize,
+        Kind::Taken => TAKEN_LEN as usize,
         Kind::StrictMessage => STRICT_PREFIX_LEN as usize + rng.below(max_payload),
         Kind::HandleMessage => 1 + rng.below(max_payload),
         _ => rng.below(max_payload + 1),
@@ -238,6 +240,7 @@ fn unknown_kinds_and_impossible_control_lengths_are_refused() {
     match kind {
       2..=6 => assert_eq!(result, Ok(()), "kind {kind}"),
       1 => assert_eq!(result, Err(FrameError::RepeatedHandshake)),
+      7 => assert_eq!(result, Err(FrameError::BadLength { kind, len: 5 })),
       _ => assert_eq!(result, Err(FrameError::UnknownKind(kind))),
     }
   }
@@ -249,6 +252,14 @@ fn unknown_kinds_and_impossible_control_lengths_are_refused() {
       result.is_ok(),
       len == ACK_LEN as usize,
       "ack of {len} bytes"
+    );
+    let mut stream = hello_frame(Serialization::Json);
+    stream.extend(encode(Kind::Taken as u8, &vec![0; len]));
+    let result = Receiver::new(Serialization::Json, 1 << 20).feed(&stream);
+    assert_eq!(
+      result.is_ok(),
+      len == TAKEN_LEN as usize,
+      "taken of {len} bytes"
     );
   }
 }
