@@ -851,8 +851,11 @@ impl State {
       };
       reserve_advised(&mut self.inbuf, want, true);
       let spare = &mut self.inbuf.spare_capacity_mut()[..want];
+      let fds_before = self.in_fds.len();
       match transport::read(self.fd, spare, &mut self.in_fds).map_err(ChannelError::Read)? {
         Read::Data(n) => {
+          // A read stops after bytes that came with descriptors, whatever follows them: short, but not the end.
+          let emptied = n < want && self.in_fds.len() == fds_before;
           // SAFETY: the kernel initialised `n` bytes of the spare capacity.
           unsafe { self.inbuf.set_len(self.inbuf.len() + n) };
           self.read_any = true;
@@ -864,7 +867,7 @@ impl State {
           // would grow its full buffer, and that realloc copies the whole frame (glibc cannot move memory
           // advised for huge pages with mremap, which then fails, so it copies into fresh, unadvised memory).
           // A channel that ends now reads on regardless: nothing would wake it again.
-          if budget == 0 || n < want || (large && !read_all) {
+          if budget == 0 || emptied || (large && !read_all) {
             return Ok(None);
           }
         }
@@ -1326,6 +1329,37 @@ mod tests {
 
   fn send_all(fd: RawFd, bytes: &[u8]) {
     assert_eq!(transport::write(fd, &[bytes], None).unwrap(), bytes.len());
+  }
+
+  #[test]
+  fn a_read_cut_short_by_passed_descriptors_reads_on_to_the_frames_after_them() {
+    let (a, b) = transport::socketpair().unwrap();
+    transport::adopt(a).unwrap();
+    let mut s = reading_state(a);
+    send_all(b, &hello_frame(Serialization::Advanced));
+    // Three frames, each sent with a descriptor, as shared-memory values are; then the peer leaves.
+    for _ in 0..3 {
+      let mut frame = Vec::new();
+      push_header(&mut frame, 1, Kind::Message);
+      frame.push(0xc0);
+      let passed = transport::dup(b).unwrap();
+      assert_eq!(
+        transport::write(b, &[&frame], Some(passed)).unwrap(),
+        frame.len()
+      );
+      transport::close(passed);
+    }
+    transport::close(b);
+    // One read stops after each frame that came with a descriptor: that must not pass for an empty socket.
+    assert!(s.read_available(READ_CHUNK).unwrap().is_none());
+    assert_eq!(s.in_fds.len(), 3, "every descriptor read in one go");
+    assert_eq!(
+      s.scanned,
+      3 * (HEADER_LEN + 1),
+      "every frame read in one go"
+    );
+    s.close_held_fds();
+    transport::close(a);
   }
 
   #[test]
