@@ -93,8 +93,8 @@ export function markdownTable(results) {
 			`Small message: \`{k: 't', i, payload: 'hello world'}\`.`,
 	);
 	out.push(
-		'Echo throughput counts the bytes of both directions (2 × payload ÷ time from send to the echo received). ' +
-			'Scenario 6 is VmHWM of parent + child ÷ payload, shown as total (parent + child); each includes the runtime\'s own baseline. ' +
+		'Echo throughput counts the bytes of both directions (2 × payload ÷ time from send until the echo was received and compared byte for byte with what was sent). ' +
+			'Scenario 6 is VmHWM of parent + child ÷ payload, shown as total (parent + child), after the parent compared the echo with what it sent; each includes the runtime\'s own baseline. ' +
 			'Scenario 5 includes the child runtime\'s start-up (Bun\'s child is Bun). ' +
 			'↑ higher is better, ↓ lower is better. Ratios are native-ipc ÷ the other, so native-ipc is ahead where a ratio is above 1 in a ↑ column and below 1 in a ↓ column.',
 	);
