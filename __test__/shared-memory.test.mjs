@@ -3,7 +3,7 @@
 // (/proc/<pid>/maps) to tell a value that went through a memfd, or was passed on as the same file, from a copy.
 import {test} from 'node:test';
 import assert from 'node:assert/strict';
-import {readdirSync} from 'node:fs';
+import {existsSync, readdirSync} from 'node:fs';
 import {fork, spawn, fixture, settle} from './helpers.mjs';
 import {memfdFiles} from './fixtures/memfd-files.mjs';
 import {settleMemory} from './fixtures/r-helpers.mjs';
@@ -177,6 +177,9 @@ test('a peer\'s bad shared-memory values are refused with an error that names th
   await settleMemory();
   const before = openDescriptors();
   await badPeer('devnull', /shared-memory value whose descriptor is not a memfd/);
+  if (existsSync('/dev/shm')) {
+    await badPeer('unsealed', /shared-memory value in a memfd not sealed against writing and shrinking/);
+  }
   await badPeer('short', /shared-memory value of 1048576 bytes from offset 0 in a memfd of 100 bytes/);
   await badPeer('twice', /SHARED value arrived without its descriptor/);
   // The value decoded before the bad one holds its mapping (and descriptor) until it is collected.
