@@ -370,16 +370,21 @@ class Channel {
 
   /** Tells the peer this side took `count` of its shared values, which it may stop counting as waiting. */
   sendTaken(count) {
-    const w = this.writer;
-    w.ensure(HEADER + 4);
-    const buf = w.buf;
-    const p = w.pos;
-    buf.writeUInt32LE(4, p);
-    buf[p + 4] = KIND_TAKEN;
-    buf.writeUInt32LE(count, p + HEADER);
-    w.pos = p + HEADER + 4;
-    this.streamEnd += HEADER + 4;
+    const at = this.controlFrame(KIND_TAKEN, 4);
+    this.writer.buf.writeUInt32LE(count, at);
     this.scheduleFlush();
+  }
+
+  /** Adds a control frame of `kind` with `length` payload bytes to the writer; returns where its payload goes. */
+  controlFrame(kind, length) {
+    const w = this.writer;
+    w.ensure(HEADER + length);
+    const p = w.pos;
+    w.buf.writeUInt32LE(length, p);
+    w.buf[p + 4] = kind;
+    w.pos = p + HEADER + length;
+    this.streamEnd += HEADER + length;
+    return p + HEADER;
   }
 
   /**
@@ -557,16 +562,10 @@ class Channel {
   }
 
   sendAck(id, listening) {
-    const w = this.writer;
-    w.ensure(HEADER + 5);
-    const buf = w.buf;
-    const p = w.pos;
-    buf.writeUInt32LE(5, p);
-    buf[p + 4] = KIND_ACK;
-    buf.writeUInt32LE(id, p + HEADER);
-    buf[p + HEADER + 4] = listening ? 1 : 0;
-    w.pos = p + HEADER + 5;
-    this.streamEnd += HEADER + 5;
+    const at = this.controlFrame(KIND_ACK, 5);
+    const buf = this.writer.buf;
+    buf.writeUInt32LE(id, at);
+    buf[at + 4] = listening ? 1 : 0;
     this.scheduleFlush();
   }
 
