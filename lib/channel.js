@@ -616,9 +616,11 @@ class Channel {
     }
   }
 
-  /** Bytes waiting for the kernel, for the Node-style `send()` return value. */
+  /** Bytes waiting for the kernel, or shared values for the peer to take them: the Node-style `send()` return value. */
   get queuedBytes() {
-    return this.writer.pos + this.writer.extLength + (this.closed ? 0 : this.native.queued);
+    // Shared values the peer has not taken count too: as an inline message that size, they wait for it.
+    const untaken = this.sharedSentBytes - this.sharedTakenBytes;
+    return this.writer.pos + this.writer.extLength + untaken + (this.closed ? 0 : this.native.queued);
   }
 
   /** Sends a graceful-cancel request carrying `reason`; settles once written. */
