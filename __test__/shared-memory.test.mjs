@@ -43,6 +43,7 @@ test('values of 8 MiB and more of every binary and string form arrive exactly, t
     ['Float64Array', new Float64Array(MiB + 5).map((_, i) => i / 7)],
     ['Int16Array', new Int16Array(5 * MiB).map((_, i) => i - 30000)],
     ['DataView', new DataView(bytes.buffer, bytes.byteOffset + 1, 9 * MiB)],
+    ['ArrayBuffer', pattern(9 * MiB, 9).buffer.slice(0, 9 * MiB)],
     ['one-byte string', 'native-ipc '.repeat(MiB)],
     ['two-byte string', twoByte],
   ];
@@ -55,8 +56,9 @@ test('values of 8 MiB and more of every binary and string form arrive exactly, t
     if (typeof value === 'string') {
       assert.ok(back === value, `${what} came back equal`);
     } else {
+      const bytesOf = (v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
       assert.equal(back.byteLength, value.byteLength, what);
-      assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(value.buffer, value.byteOffset, value.byteLength)), `${what} came back equal`);
+      assert.ok(bytesOf(back).equals(bytesOf(value)), `${what} came back equal`);
     }
   }
   await done();

@@ -887,7 +887,7 @@ const SHARE_MIN = 8 * 1024 * 1024;
 var closeShared = undefined;
 
 // Writes `bytes` as a shared value whose inline form is `what` (0xc4 bin, 0xa0 one-byte string, STRING16,
-// DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
+// ARRAYBUFFER, DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
 function shareBytes(what, bytes) {
   const shared = W.sharer.share(bytes);
   if (shared.length === 0) return false;
@@ -1408,6 +1408,8 @@ function encOther(v, depth) {
     if (isSharedArrayBuffer(v)) throw new PathError('is a SharedArrayBuffer');
     if (isDetached(v)) throw new PathError('is a detached ArrayBuffer');
     const len = arrayBufferByteLength.call(v);
+    if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity &&
+        shareBytes(EXT.ARRAYBUFFER, new Uint8Array(v, 0, len))) return;
     extHeader(EXT.ARRAYBUFFER, len);
     writeBytes(v, 0, len, 1);
   } else if (isBoxedPrimitive(v)) {
@@ -1816,7 +1818,8 @@ function readShared(p, len) {
   const offset = rdU64At(p + 1);
   const n = rdU64At(p + 9);
   const Ctor = what >= 16 && what <= 27 ? TYPED_CTOR[what - 16] : undefined;
-  if (what !== 0xc4 && what !== 0xa0 && what !== EXT.STRING16 && what !== EXT.DATAVIEW && Ctor === undefined) {
+  if (what !== 0xc4 && what !== 0xa0 && what !== EXT.STRING16 && what !== EXT.DATAVIEW && what !== EXT.ARRAYBUFFER &&
+      Ctor === undefined) {
     throw bad(`SHARED value of unknown form ${what}`);
   }
   if (offset > Number.MAX_SAFE_INTEGER || n > Number.MAX_SAFE_INTEGER) throw bad('SHARED range out of bounds');
@@ -1827,7 +1830,7 @@ function readShared(p, len) {
   if (fd === undefined) throw bad('SHARED value arrived without its descriptor');
   let buf;
   try {
-    buf = mapShared(fd, offset, n);
+    buf = mapShared(fd, offset, n, what === EXT.ARRAYBUFFER);
   } catch (e) {
     throw bad(e.message);
   }
@@ -1843,7 +1846,7 @@ function readShared(p, len) {
     return latin1 ? buf.latin1Slice(0, n) : buf.ucs2Slice(0, n);
   }
   let v;
-  if (what === 0xc4) {
+  if (what === 0xc4 || what === EXT.ARRAYBUFFER) {
     v = buf;
   } else if (what === EXT.DATAVIEW) {
     v = new DataView(buf.buffer, buf.byteOffset, n);

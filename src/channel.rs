@@ -1281,8 +1281,47 @@ pub(crate) unsafe fn external_buffer(
   (status == sys::Status::napi_ok).then_some(value)
 }
 
+/// Like `external_buffer`, an ArrayBuffer (a copy where the runtime forbids external ones).
+///
+/// # Safety
+/// As for `external_buffer`.
+pub(crate) unsafe fn external_array_buffer(
+  env: sys::napi_env,
+  owner: Rc<FrameMemory>,
+  data: *mut u8,
+  len: usize,
+) -> Option<sys::napi_value> {
+  let mut value = ptr::null_mut();
+  let hint = Box::into_raw(Box::new(owner));
+  // SAFETY: as in `external_buffer`.
+  let mut status = unsafe {
+    sys::napi_create_external_arraybuffer(
+      env,
+      data.cast(),
+      len,
+      Some(drop_frames),
+      hint.cast(),
+      &mut value,
+    )
+  };
+  if status != sys::Status::napi_ok {
+    // SAFETY: no ArrayBuffer was made, so the box is still ours; the bytes live until it is dropped after the
+    // copy.
+    unsafe {
+      let owner = Box::from_raw(hint);
+      let mut copy = ptr::null_mut();
+      status = sys::napi_create_arraybuffer(env, len, &mut copy, &mut value);
+      if status == sys::Status::napi_ok && len > 0 {
+        ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len);
+      }
+      drop(owner);
+    }
+  }
+  (status == sys::Status::napi_ok).then_some(value)
+}
+
 unsafe extern "C" fn drop_frames(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the box made in `external_buffer`, given back once.
+  // SAFETY: `hint` is the box made in `external_buffer` or `external_array_buffer`, given back once.
   drop(unsafe { Box::from_raw(hint.cast::<Rc<FrameMemory>>()) });
 }
 

@@ -162,15 +162,16 @@ fn refuse(fd: RawFd, why: String) -> napi::Error {
   napi::Error::from_reason(format!("the peer sent a shared-memory value {why}"))
 }
 
-/// A Buffer over `length` bytes from `offset` of the sealed memfd `fd`, which the peer passed and this call
-/// takes over (it is closed, or kept with the mapping). The mapping is private: writing to the Buffer changes
-/// only this process's copy of a page.
+/// A Buffer (an ArrayBuffer with `array_buffer`) over `length` bytes from `offset` of the sealed memfd `fd`, which
+/// the peer passed and this call takes over (it is closed, or kept with the mapping). The mapping is private:
+/// writing to the Buffer changes only this process's copy of a page.
 #[napi(catch_unwind)]
 pub fn map_shared<'env>(
   env: &'env Env,
   fd: i32,
   offset: f64,
   length: f64,
+  array_buffer: bool,
 ) -> napi::Result<Unknown<'env>> {
   let raw_env = env.raw();
   let exact = |v: f64| v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0;
@@ -181,7 +182,8 @@ pub fn map_shared<'env>(
     ));
   }
   let (offset, length) = (offset as u64, length as u64);
-  map_checked(raw_env, fd, offset, length)
+  map_checked(raw_env, fd, offset, length, array_buffer)
+    // SAFETY: a value just made on this env.
     .map(|value| unsafe { Unknown::from_raw_unchecked(raw_env, value) })
 }
 
@@ -191,6 +193,7 @@ fn map_checked(
   fd: RawFd,
   offset: u64,
   length: u64,
+  array_buffer: bool,
 ) -> napi::Result<sys::napi_value> {
   // SAFETY: system calls on the descriptor this call owns; the mapping is handed to a `FrameMemory` at once,
   // which unmaps it when the Buffer made over it is finalized (or when no Buffer could be made).
@@ -221,8 +224,13 @@ fn map_checked(
     if length == 0 {
       crate::transport::close(fd);
       let mut data = std::ptr::null_mut();
-      if sys::napi_create_buffer(env, 0, &mut data, &mut value) != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason("cannot create a Buffer"));
+      let status = if array_buffer {
+        sys::napi_create_arraybuffer(env, 0, &mut data, &mut value)
+      } else {
+        sys::napi_create_buffer(env, 0, &mut data, &mut value)
+      };
+      if status != sys::Status::napi_ok {
+        return Err(napi::Error::from_reason("cannot create an empty Buffer"));
       }
       return Ok(value);
     }
@@ -262,8 +270,12 @@ fn map_checked(
     };
     let owner = FrameMemory::mapped(base.cast(), map_len, map_offset, kept_fd);
     let data = owner.ptr().add(skip);
-    crate::channel::external_buffer(env, owner, data, length as usize)
-      .ok_or_else(|| napi::Error::from_reason("cannot create a Buffer over shared memory"))
+    let made = if array_buffer {
+      crate::channel::external_array_buffer(env, owner, data, length as usize)
+    } else {
+      crate::channel::external_buffer(env, owner, data, length as usize)
+    };
+    made.ok_or_else(|| napi::Error::from_reason("cannot create a Buffer over shared memory"))
   }
 }
 
@@ -273,6 +285,7 @@ fn map_checked(
   fd: RawFd,
   _offset: u64,
   _length: u64,
+  _array_buffer: bool,
 ) -> napi::Result<sys::napi_value> {
   Err(refuse(
     fd,
