@@ -1241,11 +1241,12 @@ unsafe fn make_buffer(env: sys::napi_env, frames: Vec<u8>) -> Option<sys::napi_v
   let owner = FrameMemory::new(frames);
   let (ptr, len) = (owner.ptr(), owner.len());
   // SAFETY: `ptr..ptr + len` is the owner's memory.
-  unsafe { external_buffer(env, owner, ptr, len) }
+  unsafe { external_buffer(env, owner, ptr, len, false) }
 }
 
-/// A Buffer over `len` bytes at `data`, inside the memory of `owner`, which the Buffer keeps; a copy where the
-/// runtime forbids external buffers. None when no Buffer could be made (the owner is then dropped).
+/// A Buffer (an ArrayBuffer with `array_buffer`) over `len` bytes at `data`, inside the memory of `owner`, which
+/// it keeps; a copy where the runtime forbids external memory. None when nothing could be made (the owner is
+/// then dropped).
 ///
 /// # Safety
 /// `data..data + len` must lie inside `owner`'s memory; called on `env`'s thread.
@@ -1254,66 +1255,47 @@ pub(crate) unsafe fn external_buffer(
   owner: Rc<FrameMemory>,
   data: *mut u8,
   len: usize,
+  array_buffer: bool,
 ) -> Option<sys::napi_value> {
   let mut value = ptr::null_mut();
   let hint = Box::into_raw(Box::new(owner));
-  // SAFETY: the bytes stay allocated while the Buffer holds the owner, which `drop_frames` releases.
+  // SAFETY: the bytes stay allocated while the value holds the owner, which `drop_frames` releases.
   let mut status = unsafe {
-    sys::napi_create_external_buffer(
-      env,
-      len,
-      data.cast(),
-      Some(drop_frames),
-      hint.cast(),
-      &mut value,
-    )
-  };
-  if status != sys::Status::napi_ok {
-    // Runtimes that forbid external buffers get a copy.
-    // SAFETY: no Buffer was made, so the box is still ours; the bytes live until it is dropped after the copy.
-    unsafe {
-      let owner = Box::from_raw(hint);
-      let mut copy = ptr::null_mut();
-      status = sys::napi_create_buffer_copy(env, len, data.cast(), &mut copy, &mut value);
-      drop(owner);
+    if array_buffer {
+      sys::napi_create_external_arraybuffer(
+        env,
+        data.cast(),
+        len,
+        Some(drop_frames),
+        hint.cast(),
+        &mut value,
+      )
+    } else {
+      sys::napi_create_external_buffer(
+        env,
+        len,
+        data.cast(),
+        Some(drop_frames),
+        hint.cast(),
+        &mut value,
+      )
     }
-  }
-  (status == sys::Status::napi_ok).then_some(value)
-}
-
-/// Like `external_buffer`, an ArrayBuffer (a copy where the runtime forbids external ones).
-///
-/// # Safety
-/// As for `external_buffer`.
-pub(crate) unsafe fn external_array_buffer(
-  env: sys::napi_env,
-  owner: Rc<FrameMemory>,
-  data: *mut u8,
-  len: usize,
-) -> Option<sys::napi_value> {
-  let mut value = ptr::null_mut();
-  let hint = Box::into_raw(Box::new(owner));
-  // SAFETY: as in `external_buffer`.
-  let mut status = unsafe {
-    sys::napi_create_external_arraybuffer(
-      env,
-      data.cast(),
-      len,
-      Some(drop_frames),
-      hint.cast(),
-      &mut value,
-    )
   };
   if status != sys::Status::napi_ok {
-    // SAFETY: no ArrayBuffer was made, so the box is still ours; the bytes live until it is dropped after the
-    // copy.
+    // Runtimes that forbid external memory get a copy.
+    // SAFETY: nothing was made, so the box is still ours; the bytes live until it is dropped after the copy.
     unsafe {
       let owner = Box::from_raw(hint);
       let mut copy = ptr::null_mut();
-      status = sys::napi_create_arraybuffer(env, len, &mut copy, &mut value);
-      if status == sys::Status::napi_ok && len > 0 {
-        ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len);
-      }
+      status = if array_buffer {
+        let status = sys::napi_create_arraybuffer(env, len, &mut copy, &mut value);
+        if status == sys::Status::napi_ok && len > 0 {
+          ptr::copy_nonoverlapping(data, copy.cast::<u8>(), len);
+        }
+        status
+      } else {
+        sys::napi_create_buffer_copy(env, len, data.cast(), &mut copy, &mut value)
+      };
       drop(owner);
     }
   }
@@ -1321,7 +1303,7 @@ pub(crate) unsafe fn external_array_buffer(
 }
 
 unsafe extern "C" fn drop_frames(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  // SAFETY: `hint` is the box made in `external_buffer` or `external_array_buffer`, given back once.
+  // SAFETY: `hint` is the box made in `external_buffer`, given back once.
   drop(unsafe { Box::from_raw(hint.cast::<Rc<FrameMemory>>()) });
 }
 

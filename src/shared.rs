@@ -270,12 +270,8 @@ fn map_checked(
     };
     let owner = FrameMemory::mapped(base.cast(), map_len, map_offset, kept_fd);
     let data = owner.ptr().add(skip);
-    let made = if array_buffer {
-      crate::channel::external_array_buffer(env, owner, data, length as usize)
-    } else {
-      crate::channel::external_buffer(env, owner, data, length as usize)
-    };
-    made.ok_or_else(|| napi::Error::from_reason("cannot create a Buffer over shared memory"))
+    crate::channel::external_buffer(env, owner, data, length as usize, array_buffer)
+      .ok_or_else(|| napi::Error::from_reason("cannot create a Buffer over shared memory"))
   }
 }
 
