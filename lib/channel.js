@@ -285,7 +285,7 @@ class Channel {
     this.streamEnd += w.pos - start + external;
     const written = this.joinBatch();
     if (shared !== 0) {
-      // Settled once the peer took the values as well: a sender that awaits each send keeps pace with it.
+      // Past the window of untaken shared values, settled once the peer took enough of them as well.
       const taken = this.waitForTaken(w.shareFds.length - sharesBefore, shared);
       if (taken !== undefined) {
         return Promise.all(ackPromise === undefined ? [written, taken] : [written, taken, ackPromise]).then(noop);
@@ -400,8 +400,8 @@ class Channel {
 
   /**
    * Whether this side's own sends are in flight, which holds incoming messages nobody listens for (execa
-   * R24): bytes not yet in the kernel, strict sends waiting for their ack, shared values the peer has not said
-   * it took, or an ack (or TAKEN) read in this batch.
+   * R24): bytes not yet in the kernel, strict sends waiting for their ack, sends waiting for the peer to take
+   * their shared values, or an ack (or TAKEN) read in this batch.
    */
   get awaitingOwnSends() {
     return this.sending || this.strictWaits.size > 0 || this.sharedWaitCount > 0 || this.justAcked;

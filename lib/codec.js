@@ -285,7 +285,6 @@ class Writer {
       this.sharedLength -= this.shareLengths.pop();
       closeShared(this.shareFds.pop());
     }
-    if (this.shareAt.length === 0) this.sharedLength = 0;
   }
 
   /** The lendable part (see the constructor) when the stream ends with it, else undefined. */
@@ -840,7 +839,7 @@ function strHeaderSize(n) {
 
 function encLongString(s) {
   const len = s.length;
-  if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity && IS_LE && shareString(s, len)) return;
+  if (sharing(len) && IS_LE && shareString(s, len)) return;
   if (relayCount !== 0 && len >= ZERO_COPY_MIN && W.externalMin !== Infinity && relayed(s, len)) return;
   // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
   // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
@@ -885,6 +884,12 @@ function encLongString(s) {
 // SHARED: PROTOCOL.md 4.6): the bytes are copied once, into a sealed memfd, and the frame carries 17 bytes.
 const SHARE_MIN = 8 * 1024 * 1024;
 var closeShared = undefined;
+
+// Whether a value of n bytes is to be tried as a shared value: large enough, on a channel (not in a frame that
+// must stay whole, such as one carrying a handle).
+function sharing(n) {
+  return n >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity;
+}
 
 // Writes `bytes` as a shared value whose inline form is `what` (0xc4 bin, 0xa0 one-byte string, STRING16,
 // ARRAYBUFFER, DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
@@ -1316,8 +1321,7 @@ function binHeader(n) {
 
 function encBin(v) {
   const n = v.length;
-  if (n >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity &&
-      shareBytes(0xc4, new Uint8Array(v.buffer, v.byteOffset, n))) return;
+  if (sharing(n) && shareBytes(0xc4, new Uint8Array(v.buffer, v.byteOffset, n))) return;
   binHeader(n);
   if (n >= W.externalMin) {
     addExternal(new Uint8Array(v.buffer, v.byteOffset, n));
@@ -1378,8 +1382,7 @@ function encView(v) {
   if (isDetached(ab)) throw new PathError('is backed by a detached ArrayBuffer');
   const off = isDataView ? dataViewByteOffset.call(v) : v.byteOffset;
   const len = isDataView ? dataViewByteLength.call(v) : v.byteLength;
-  if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity && IS_LE &&
-      shareBytes(type, new Uint8Array(ab, off, len))) return;
+  if (sharing(len) && IS_LE && shareBytes(type, new Uint8Array(ab, off, len))) return;
   extHeader(type, len);
   writeBytes(ab, off, len, isDataView ? 1 : v.BYTES_PER_ELEMENT);
 }
@@ -1408,8 +1411,7 @@ function encOther(v, depth) {
     if (isSharedArrayBuffer(v)) throw new PathError('is a SharedArrayBuffer');
     if (isDetached(v)) throw new PathError('is a detached ArrayBuffer');
     const len = arrayBufferByteLength.call(v);
-    if (len >= SHARE_MIN && W.sharer !== undefined && W.externalMin !== Infinity &&
-        shareBytes(EXT.ARRAYBUFFER, new Uint8Array(v, 0, len))) return;
+    if (sharing(len) && shareBytes(EXT.ARRAYBUFFER, new Uint8Array(v, 0, len))) return;
     extHeader(EXT.ARRAYBUFFER, len);
     writeBytes(v, 0, len, 1);
   } else if (isBoxedPrimitive(v)) {
