@@ -261,6 +261,8 @@ class Channel {
     }
     const external = w.extLength - externalBefore;
     const shared = w.sharedLength - sharedBefore;
+    // Counted now: joinBatch() may write the batch at once and take the writer's descriptors.
+    const shares = w.shareFds.length - sharesBefore;
     const size = w.pos - bodyStart + external + shared;
     if (size > this.maxMessageSize) {
       w.truncate(start);
@@ -286,7 +288,7 @@ class Channel {
     const written = this.joinBatch();
     if (shared !== 0) {
       // Past the window of untaken shared values, settled once the peer took enough of them as well.
-      const taken = this.waitForTaken(w.shareFds.length - sharesBefore, shared);
+      const taken = this.waitForTaken(shares, shared);
       if (taken !== undefined) {
         return Promise.all(ackPromise === undefined ? [written, taken] : [written, taken, ackPromise]).then(noop);
       }
