@@ -246,6 +246,7 @@ class Channel {
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
+    w.peerHolds = this.sharedSent !== this.sharedTaken;
     try {
       this.encodeValue(w, value);
     } catch (error) {

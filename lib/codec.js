@@ -230,6 +230,12 @@ class Writer {
     // where the peer does not take them. Descriptor `shareFds[i]` travels with the byte `buf[shareAt[i]]` and
     // holds `shareLengths[i]` bytes; `sharedLength` is their sum.
     this.sharer = undefined;
+    // For shareCopy(): whether the channel's peer has not taken every shared value yet (the channel sets it
+    // for each send), when a value of SHARE_MIN bytes or more was last written (performance.now()), and
+    // whether such values are being streamed inline.
+    this.peerHolds = false;
+    this.lastLarge = -Infinity;
+    this.streaming = false;
     this.shareAt = [];
     this.shareFds = [];
     this.shareLengths = [];
@@ -882,7 +888,27 @@ function encLongString(s) {
 
 // Values of SHARE_MIN bytes or more go through shared memory where the channel's peer takes it (the ext
 // SHARED: PROTOCOL.md 4.6): the bytes are copied once, into a sealed memfd, and the frame carries 17 bytes.
+// Below SHARE_ALWAYS bytes, a value is copied into a new memfd only where that pays. Sent while the peer has
+// not taken an earlier shared value yet, it goes inline, and so do the next ones until none was sent for
+// STREAM_GAP_MS: a stream of such values, since filling fresh shared memory for each costs more than the copies
+// it saves while the inline path's buffers are warm (a memfd gets no huge pages where shmem_enabled is never,
+// the common default; README, How it works). A value sent after the peer took the ones before (a request and
+// its answer, an echo) is shared. Bytes that arrived shared and are sent on unchanged go back as the same file
+// whenever they can, which copies nothing.
 const SHARE_MIN = 8 * 1024 * 1024;
+const SHARE_ALWAYS = 32 * 1024 * 1024;
+const STREAM_GAP_MS = 1000;
+
+// Whether a value of n bytes (SHARE_MIN or more) may be copied into a new memfd (see SHARE_ALWAYS).
+function shareCopy(n) {
+  const now = performance.now();
+  const recent = now - W.lastLarge < STREAM_GAP_MS;
+  W.lastLarge = now;
+  if (n >= SHARE_ALWAYS) return true;
+  if (W.peerHolds) W.streaming = true;
+  else if (!recent) W.streaming = false;
+  return !W.streaming;
+}
 var closeShared = undefined;
 
 // Whether a value of n bytes is to be tried as a shared value: large enough, on a channel (not in a frame that
@@ -892,9 +918,10 @@ function sharing(n) {
 }
 
 // Writes `bytes` as a shared value whose inline form is `what` (0xc4 bin, 0xa0 one-byte string, STRING16,
-// ARRAYBUFFER, DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them.
-function shareBytes(what, bytes) {
-  const shared = W.sharer.share(bytes);
+// ARRAYBUFFER, DATAVIEW or a typed array type); false, writing nothing, where the channel cannot share them,
+// or where that would take a copy and `copy` (shareCopy() by default) is false.
+function shareBytes(what, bytes, copy = shareCopy(bytes.length)) {
+  const shared = W.sharer.share(bytes, copy);
   if (shared.length === 0) return false;
   const n = bytes.length;
   W.shareAt.push(opos);
@@ -925,6 +952,7 @@ function writeU64(b, p, v) {
 function shareString(s, len) {
   const relay = relayCount !== 0 ? relayBytes(s, len, false) : undefined;
   if (relay !== undefined) return shareBytes(0xa0, relay);
+  if (!shareCopy(len)) return false;
   const h = opos;
   // Room for ASCII first: twice that for UTF-16 would take the writer past the size it keeps between sends.
   if (h + len + 4 > out.length) grow(len + 4);
@@ -936,7 +964,7 @@ function shareString(s, len) {
     n = out.ucs2Write(s, h, 2 * len);
   }
   const bytes = out.subarray(h, h + n);
-  return shareBytes(what, bytes);
+  return shareBytes(what, bytes, true);
 }
 
 function encString16(s) {

@@ -545,15 +545,16 @@ impl NativeChannel {
   }
 
   /// A sealed memfd holding `bytes` for a shared-memory value, and their offset in it: `[fd, offset]`, or `[]`
-  /// where the peer does not take such values or one cannot be made (the caller then sends them inline). The
+  /// where the peer does not take such values or one cannot be made (the caller then sends them inline), or
+  /// where that would take a copy and `copy` is false (bytes received shared and unchanged need none). The
   /// caller hands the descriptor back to `writeShared` (or to `closeFd`, when the send is abandoned).
   #[napi(catch_unwind)]
-  pub fn share(&self, bytes: BufferSlice) -> Vec<f64> {
+  pub fn share(&self, bytes: BufferSlice, copy: bool) -> Vec<f64> {
     let s = self.state.borrow();
     if s.done || s.closing || !s.splitter.peer_shares() {
       return Vec::new();
     }
-    match crate::shared::share(&bytes) {
+    match crate::shared::share(&bytes, copy) {
       Some((fd, offset)) => vec![fd as f64, offset as f64],
       None => Vec::new(),
     }

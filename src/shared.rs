@@ -40,9 +40,10 @@ pub(crate) fn unmap(ptr: *mut u8, len: usize, fd: RawFd) {
 }
 
 /// A descriptor of a sealed memfd holding `bytes`, and the offset of `bytes` in it: the file they were received
-/// in when they lie in one that is still mapped and unchanged, else a new memfd with a copy. None where this
-/// fails (no memfds, out of descriptors or memory): the caller then sends the bytes inline.
-pub(crate) fn share(bytes: &[u8]) -> Option<(RawFd, u64)> {
+/// in when they lie in one that is still mapped and unchanged, else (when `copy`) a new memfd with a copy. None
+/// where this fails (no memfds, out of descriptors or memory) or would copy against `copy`: the caller then
+/// sends the bytes inline.
+pub(crate) fn share(bytes: &[u8], copy: bool) -> Option<(RawFd, u64)> {
   if let Some(owner) = FrameMemory::holding(bytes.as_ptr(), bytes.len()) {
     if let Some((fd, offset)) = owner.file_of(bytes.as_ptr()) {
       if unwritten(bytes.as_ptr(), bytes.len()) {
@@ -51,6 +52,9 @@ pub(crate) fn share(bytes: &[u8]) -> Option<(RawFd, u64)> {
         }
       }
     }
+  }
+  if !copy {
+    return None;
   }
   sealed_copy(bytes).map(|fd| (fd, 0))
 }
