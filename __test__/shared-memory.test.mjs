@@ -46,6 +46,8 @@ test('values of 8 MiB and more of every binary and string form arrive exactly, t
     ['ArrayBuffer', pattern(9 * MiB, 9).buffer.slice(0, 9 * MiB)],
     ['one-byte string', 'native-ipc '.repeat(MiB)],
     ['two-byte string', twoByte],
+    // Its UTF-8 form, cut to the string's length plus 4 bytes, could end at exactly its length: not ASCII.
+    ['string that starts and ends with non-ASCII', '\u00e9' + 'a'.repeat(9 * MiB) + '\u20ac'],
   ];
   for (const [what, value] of values) {
     const before = memfdFiles().length;
