@@ -122,6 +122,8 @@ class Channel {
     this.maxMessageSize = maxMessageSize;
     this.writer = new codec.Writer();
     this.writer.onLargeBuffer = adviseHugePages;
+    // Asked only for values large enough to share (see shareCopy in codec.js), never per small message.
+    this.writer.peerHolds = () => this.sharedSent !== this.sharedTaken;
     // Large binaries go to the kernel straight from the sender's memory (see flush()).
     this.writer.externalMin = FLUSH_BYTES;
     // A large writer buffer lent to Rust (flush()), to be taken back once written.
@@ -246,7 +248,6 @@ class Channel {
     const bodyStart = start + HEADER + (strict ? STRICT_PREFIX : 0);
     w.ensure(bodyStart - start);
     w.pos = bodyStart;
-    w.peerHolds = this.sharedSent !== this.sharedTaken;
     try {
       this.encodeValue(w, value);
     } catch (error) {

@@ -230,10 +230,10 @@ class Writer {
     // where the peer does not take them. Descriptor `shareFds[i]` travels with the byte `buf[shareAt[i]]` and
     // holds `shareLengths[i]` bytes; `sharedLength` is their sum.
     this.sharer = undefined;
-    // For shareCopy(): whether the channel's peer has not taken every shared value yet (the channel sets it
-    // for each send), when a value of SHARE_MIN bytes or more was last written (performance.now()), and
-    // whether such values are being streamed inline.
-    this.peerHolds = false;
+    // For shareCopy(): whether the channel's peer has not taken every shared value yet (the channel sets the
+    // function), when a value of SHARE_MIN bytes or more was last written (performance.now()), and whether
+    // such values are being streamed inline.
+    this.peerHolds = () => false;
     this.lastLarge = -Infinity;
     this.streaming = false;
     this.shareAt = [];
@@ -905,7 +905,7 @@ function shareCopy(n) {
   const recent = now - W.lastLarge < STREAM_GAP_MS;
   W.lastLarge = now;
   if (n >= SHARE_ALWAYS) return true;
-  if (W.peerHolds) W.streaming = true;
+  if (W.peerHolds()) W.streaming = true;
   else if (!recent) W.streaming = false;
   return !W.streaming;
 }
