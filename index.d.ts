@@ -200,7 +200,7 @@ type ClosedChannelOptions = {
 export type ForkOptions<S extends Serialization = 'advanced'> = CommonOptions<S> & {
   /** The Node.js binary. Default: `process.execPath`. */
   readonly execPath?: string;
-  /** Node.js flags for the child. Default: `process.execArgv`. */
+  /** Node.js flags for the child. Default: `process.execArgv`, without the code of `node -e`/`-p` and `--input-type`. */
   readonly execArgv?: readonly string[];
 } & (
     | (OpenChannelOptions<S> & {

@@ -68,3 +68,15 @@ test('regression: a parent started with node -e forks its script, not its own -e
   const output = execFileSync(process.execPath, ['-e', code], {timeout: 30_000, killSignal: 'SIGKILL'});
   assert.equal(output.toString(), '["ready"]');
 });
+
+test('a parent started with node --input-type=module -e forks an ES module script (the flag, for -e code only, is not passed on)', async () => {
+  const {execFileSync} = await import('node:child_process');
+  const {fileURLToPath} = await import('node:url');
+  const code = `import {fork} from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)};
+    const {ipcOutput} = await fork(${JSON.stringify(fileURLToPath(fixture('idle.mjs')))}, [], {stdio: 'ignore'});
+    process.stdout.write(JSON.stringify(ipcOutput));`;
+  for (const flags of [['--input-type=module'], ['--input-type', 'module']]) {
+    const output = execFileSync(process.execPath, [...flags, '-e', code], {timeout: 30_000, killSignal: 'SIGKILL'});
+    assert.equal(output.toString(), '["ready"]', flags.join(' '));
+  }
+});

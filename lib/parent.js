@@ -227,15 +227,17 @@ const directoryOf = (cwd) => {
 
 /**
  * The parent's Node.js flags, without the code of `node -e`/`-p`: a child that inherited them would run
- * the parent's code again instead of its script, and fork again (as Node's own fork() avoids too).
+ * the parent's code again instead of its script, and fork again (as Node's own fork() avoids too). Nor
+ * `--input-type`, which says how to read that code: Node refuses it beside a script that is an ES module
+ * (ERR_INPUT_TYPE_NOT_ALLOWED, which Node's own fork() runs into).
  */
 const inheritedExecArgv = () => {
   const flags = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
-    if (EVAL_FLAGS.has(argv[i]) || isOwnPreload(argv[i], argv[i + 1])) {
+    if (EVAL_FLAGS.has(argv[i]) || argv[i] === '--input-type' || isOwnPreload(argv[i], argv[i + 1])) {
       i++;
-    } else if (!/^--(eval|print)=/.test(argv[i])) {
+    } else if (!/^--(eval|print|input-type)=/.test(argv[i])) {
       flags.push(argv[i]);
     }
   }
