@@ -243,6 +243,25 @@ const badPeer = async (how, pattern) => {
   assert.equal(ok, false);
 };
 
+test('a stream still ends after a pause when performance.now() is faked (as test runners\' fake timers do)', {skip}, async () => {
+  const {subprocess, echo, done} = await startEcho();
+  const realNow = performance.now;
+  performance.now = () => 0;
+  try {
+    const values = [21, 22].map((seed) => pattern(9 * MiB, seed));
+    const sends = values.map((value) => subprocess.sendMessage({op: 'echo', value}));
+    const seen = new Set();
+    for (const _ of values) for (const file of (await subprocess.getOneMessage()).files) seen.add(file);
+    await Promise.all(sends);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const {files} = await echo(pattern(9 * MiB, 23));
+    assert.equal(files.filter((file) => !seen.has(file)).length, 1, 'the value after the pause came in a memfd of its own');
+  } finally {
+    performance.now = realNow;
+  }
+  await done();
+});
+
 // This process's descriptors and what they point to, once collections close no more: values of earlier tests
 // may hold descriptors until collected, and their finalizers run a turn or more after the collection that found them.
 const openDescriptors = () =>

@@ -142,6 +142,8 @@ const BufferPrototype = Buffer.prototype;
 const fromCharCode = String.fromCharCode;
 const jsonStringify = JSON.stringify;
 const jsonParse = JSON.parse;
+// Taken at load: test runners' fake timers replace performance.now, which would freeze shareCopy()'s clock.
+const monotonicNow = performance.now.bind(performance);
 
 function getter(proto, name) {
   const d = getOwnPropertyDescriptor(proto, name);
@@ -231,7 +233,7 @@ class Writer {
     // holds `shareLengths[i]` bytes; `sharedLength` is their sum.
     this.sharer = undefined;
     // For shareCopy(): whether the channel's peer has not taken every shared value yet (the channel sets the
-    // function), when a value of SHARE_MIN bytes or more was last written (performance.now()), and whether
+    // function), when a value of SHARE_MIN bytes or more was last written (monotonicNow()), and whether
     // such values are being streamed inline.
     this.peerHolds = () => false;
     this.lastLarge = -Infinity;
@@ -901,7 +903,7 @@ const STREAM_GAP_MS = 1000;
 
 // Whether a value of n bytes (SHARE_MIN or more) may be copied into a new memfd (see SHARE_ALWAYS).
 function shareCopy(n) {
-  const now = performance.now();
+  const now = monotonicNow();
   const recent = now - W.lastLarge < STREAM_GAP_MS;
   W.lastLarge = now;
   if (n >= SHARE_ALWAYS) return true;
