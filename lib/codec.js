@@ -142,8 +142,11 @@ const BufferPrototype = Buffer.prototype;
 const fromCharCode = String.fromCharCode;
 const jsonStringify = JSON.stringify;
 const jsonParse = JSON.parse;
-// Taken at load: test runners' fake timers replace performance.now, which would freeze shareCopy()'s clock.
-const monotonicNow = performance.now.bind(performance);
+// shareCopy()'s clock, in milliseconds, taken at load: test runners' fake timers replace performance.now and
+// process.hrtime on the global objects, which would freeze it. (Not performance.now: a process's first use of
+// `performance` loads perf_hooks, ~0.5 ms of a child's start, and a vm context such as Jest's has none.)
+const hrtimeBigint = require('process').hrtime.bigint;
+const monotonicNow = () => Number(hrtimeBigint()) / 1e6;
 
 function getter(proto, name) {
   const d = getOwnPropertyDescriptor(proto, name);
