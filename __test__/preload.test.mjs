@@ -128,3 +128,21 @@ await sendMessage({workerSays, message: await getOneMessage()});
   assert.deepEqual(answer.workerSays, 'ERR_IPC_NOT_ENABLED');
   assert.deepEqual(answer.message, {hello: 'with-worker.mjs'});
 });
+
+test("a child's start loads none of Node's modules it does not need: the parent side (child_process, net) and perf_hooks come only when used", async () => {
+  // What this package adds at start is every child's cost (scenario 5 of the bench). Compared with a script
+  // that loads nothing, for either preload.
+  const probe = (kind) =>
+    kind === 'mjs'
+      ? `import {sendMessage} from ${JSON.stringify(INDEX_MJS)};\nawait sendMessage(process.moduleLoadList);\n`
+      : `require(${JSON.stringify(INDEX_JS)}).sendMessage(process.moduleLoadList);\n`;
+  for (const kind of ['mjs', 'cjs']) {
+    const file = write(`load-list.${kind}`, probe(kind));
+    const subprocess = fork(file, {execArgv: []});
+    const loaded = await subprocess.getOneMessage();
+    await subprocess;
+    for (const module of ['child_process', 'net', 'perf_hooks', 'internal/perf/performance']) {
+      assert.ok(!loaded.includes(`NativeModule ${module}`), `${kind}: ${module} was loaded at start`);
+    }
+  }
+});
