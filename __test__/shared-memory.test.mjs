@@ -18,6 +18,13 @@ const pattern = (size, seed) => {
   return buf;
 };
 
+// A send whose outcome the test looks at while it is pending: {resolved, error}, filled in as it settles.
+const tracked = (sending) => {
+  const outcome = {resolved: false, error: undefined};
+  sending.then(() => { outcome.resolved = true; }, (error) => { outcome.error = error; });
+  return outcome;
+};
+
 const startEcho = async (options) => {
   const subprocess = fork(fixture('s-shared-echo.mjs'), [], options);
   assert.equal(await subprocess.getOneMessage(), 'ready');
@@ -160,8 +167,7 @@ test('a child that never reads: shared sends stop resolving past a window, are r
   const outcomes = [];
   let refusal;
   while (refusal === undefined && outcomes.length < 40) {
-    const outcome = {resolved: false, error: undefined};
-    subprocess.sendMessage(data).then(() => { outcome.resolved = true; }, (error) => { outcome.error = error; });
+    const outcome = tracked(subprocess.sendMessage(data));
     await new Promise((resolve) => setImmediate(resolve));
     if (outcome.error?.code === 'ERR_IPC_QUEUE_FULL') refusal = outcome.error;
     else outcomes.push(outcome);
@@ -183,11 +189,7 @@ test('a TAKEN frame settles only the sends whose values it counts: the rest stil
   const subprocess = spawn(process.execPath, [new URL(fixture('r-take-one.cjs')).pathname], {ipc: true, stdio: ['ignore', 'ignore', 'inherit']});
   assert.equal(await subprocess.getOneMessage(), 'ready');
   const data = pattern(32 * MiB, 10);
-  const outcomes = [0, 1, 2].map(() => {
-    const outcome = {resolved: false, error: undefined};
-    subprocess.sendMessage(data).then(() => { outcome.resolved = true; }, (error) => { outcome.error = error; });
-    return outcome;
-  });
+  const outcomes = [0, 1, 2].map(() => tracked(subprocess.sendMessage(data)));
   // The peer holds all three and says it took the first: 64 MiB still wait, so the third send (past the 32 MiB
   // window) does not settle.
   assert.equal(await subprocess.getOneMessage(), 'took one');
@@ -200,11 +202,8 @@ test('a TAKEN frame settles only the sends whose values it counts: the rest stil
   assert.equal(outcomes[2].error?.code, 'ERR_IPC_CHANNEL_CLOSED');
 });
 
-test('values of 8 to 32 MiB sent while the peer has not taken an earlier one stream inline until a pause; answered ones are shared', {skip}, async () => {
-  const {subprocess, echo, done} = await startEcho();
-  // Buffers and strings alike.
-  const values = [pattern(9 * MiB, 11), 'b'.repeat(9 * MiB), pattern(9 * MiB, 13), '\u00e9'.repeat(9 * MiB)];
-  // A burst: sent before the child can have taken the first, which alone goes through a new memfd.
+// Sends `values` to the echo child all at once, checks the echoes, and returns the memfds the child mapped.
+const burst = async (subprocess, values) => {
   const sends = values.map((value) => subprocess.sendMessage({op: 'echo', value}));
   const seen = new Set();
   for (const value of values) {
@@ -213,6 +212,15 @@ test('values of 8 to 32 MiB sent while the peer has not taken an earlier one str
     for (const file of answer.files) seen.add(file);
   }
   await Promise.all(sends);
+  return seen;
+};
+
+test('values of 8 to 32 MiB sent while the peer has not taken an earlier one stream inline until a pause; answered ones are shared', {skip}, async () => {
+  const {subprocess, echo, done} = await startEcho();
+  // Buffers and strings alike.
+  const values = [pattern(9 * MiB, 11), 'b'.repeat(9 * MiB), pattern(9 * MiB, 13), '\u00e9'.repeat(9 * MiB)];
+  // A burst: sent before the child can have taken the first, which alone goes through a new memfd.
+  const seen = await burst(subprocess, values);
   assert.equal(seen.size, 1, 'the child received one memfd, the first value\'s');
   // Right after the burst the stream goes on inline, although the child took everything.
   for (const file of (await echo(pattern(9 * MiB, 15))).files) {
@@ -244,21 +252,20 @@ const badPeer = async (how, pattern) => {
   assert.equal(ok, false);
 };
 
-test('a stream still ends after a pause when performance.now() is faked (as test runners\' fake timers do)', {skip}, async () => {
+test('a stream still ends after a pause when performance.now() and process.hrtime are faked (as test runners\' fake timers do)', {skip}, async () => {
   const {subprocess, echo, done} = await startEcho();
   const realNow = performance.now;
+  const realHrtime = process.hrtime;
   performance.now = () => 0;
+  process.hrtime = Object.assign(() => [0, 0], {bigint: () => 0n});
   try {
-    const values = [21, 22].map((seed) => pattern(9 * MiB, seed));
-    const sends = values.map((value) => subprocess.sendMessage({op: 'echo', value}));
-    const seen = new Set();
-    for (const _ of values) for (const file of (await subprocess.getOneMessage()).files) seen.add(file);
-    await Promise.all(sends);
+    const seen = await burst(subprocess, [21, 22].map((seed) => pattern(9 * MiB, seed)));
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const {files} = await echo(pattern(9 * MiB, 23));
     assert.equal(files.filter((file) => !seen.has(file)).length, 1, 'the value after the pause came in a memfd of its own');
   } finally {
     performance.now = realNow;
+    process.hrtime = realHrtime;
   }
   await done();
 });
