@@ -4,9 +4,10 @@
 // are the subprocess's spawnargs (the preload takes them out of the child's process.execArgv).
 import {test, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
+import {cpSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
+import {execFile} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
 import {fork} from './helpers.mjs';
 
@@ -127,6 +128,33 @@ await sendMessage({workerSays, message: await getOneMessage()});
   assert.deepEqual(answer.started, IMPORT);
   assert.deepEqual(answer.workerSays, 'ERR_IPC_NOT_ENABLED');
   assert.deepEqual(answer.message, {hello: 'with-worker.mjs'});
+});
+
+test('a package in a directory whose name a URL encodes (space, %, #, non-ASCII): its ES module child takes the preload flags out of process.execArgv', async () => {
+  // The child finds its own --import flag by decoding the URL fork() gave it (lib/load.js, isOwnPreload).
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const dir = path.join(work, 'a dir %25 #\u00e9', 'native-ipc');
+  for (const file of ['index.js', 'index.mjs', 'package.json', 'lib']) {
+    cpSync(path.join(root, file), path.join(dir, file), {recursive: true});
+  }
+  symlinkSync(path.join(root, 'native-ipc.linux-x64-gnu.node'), path.join(dir, 'native-ipc.linux-x64-gnu.node'));
+  writeFileSync(
+    path.join(dir, 'child.mjs'),
+    `import {sendMessage} from './index.mjs';\nawait sendMessage({execArgv: process.execArgv, preloaded: Object.getOwnPropertySymbols(globalThis).some((key) => key.description === 'native-ipc.preloaded')});\n`,
+  );
+  writeFileSync(
+    path.join(dir, 'parent.mjs'),
+    `import {fork} from './index.mjs';\nconst subprocess = fork(new URL('child.mjs', import.meta.url), {execArgv: []});\nconst answer = await subprocess.getOneMessage();\nawait subprocess;\nconsole.log(JSON.stringify({answer, started: subprocess.spawnargs.slice(1, -1)}));\n`,
+  );
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(dir, 'parent.mjs')], {encoding: 'utf8', timeout: 30_000}, (error, out, err) =>
+      error === null ? resolve(out) : reject(new Error(`${error.message}\n${err}`)),
+    );
+  });
+  const {answer, started} = JSON.parse(stdout);
+  assert.equal(started[0], '--import');
+  assert.match(started[1], /%2525%20%23%C3%A9/);
+  assert.deepEqual(answer, {execArgv: [], preloaded: true});
 });
 
 test("a child's start loads none of Node's modules it does not need: the parent side (child_process, net) and perf_hooks come only when used", async () => {
