@@ -209,7 +209,10 @@ pub fn load_module_code<'env>(
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
   if loaded.as_ref().is_none_or(|(path, _)| *path != cache_file) {
-    let file = map(&cache_file).and_then(|file| Some((file, parse(file)?)));
+    // A file system that cannot map files gets the file read into memory kept as long.
+    let file = map(&cache_file)
+      .or_else(|| Some(&*Box::leak(fs::read(&cache_file).ok()?.into_boxed_slice())))
+      .and_then(|file| Some((file, parse(file)?)));
     *loaded = Some((cache_file, file));
   }
   let code: Option<&'static [u8]> = loaded.as_ref().and_then(|(_, file)| {
