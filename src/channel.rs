@@ -270,8 +270,9 @@ pub fn open_channel(
     unsafe { libc::free(handle) };
     return Err(ChannelError::Uv(uv::strerror(rc)).into());
   }
-  let spin = Spin::new(spin_us, available_cpus());
-  // Without its idle handle (off, or libuv refused one) the channel never waits awake (see update_spin).
+  let spin = Spin::new(spin_us, available_cpus);
+  // Without its idle handle (off, or libuv refused one) the channel never waits awake (see update_spin). On a
+  // machine with one CPU it has one that it never starts (see Spin::new).
   let idle = if spin.enabled() {
     open_idle(event_loop.cast())
   } else {
@@ -1342,7 +1343,7 @@ mod tests {
       closing: false,
       done: false,
       cleanup_arg: ptr::null(),
-      spin: Spin::new(0, 1),
+      spin: Spin::new(0, || 1),
       idle: ptr::null_mut(),
       spin_seen: 0,
       read_any: false,

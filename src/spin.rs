@@ -33,6 +33,8 @@ pub struct SpinStats {
 #[derive(Debug)]
 pub struct Spin {
   window: Duration,
+  /// Counts the CPUs this process may run on, until the first write asks (see `wrote`).
+  cpus: Option<fn() -> usize>,
   until: Option<Instant>,
   misses_in_row: u32,
   skip: u32,
@@ -40,15 +42,14 @@ pub struct Spin {
 }
 
 impl Spin {
-  /// A policy with a window of `window_us` microseconds; 0, or a machine with one CPU, turns it off.
-  pub fn new(window_us: u32, cpus: usize) -> Spin {
-    let us = if cpus < 2 {
-      0
-    } else {
-      window_us.min(MAX_WINDOW_US)
-    };
+  /// A policy with a window of `window_us` microseconds; 0 turns it off, and so does a machine with one CPU, which
+  /// `cpus` counts at the first write rather than here: counting them takes Rust's standard library ~60-75 µs
+  /// (it reads the cgroup's CPU quota from files), which a child then spends after its first message is in the
+  /// kernel instead of before.
+  pub fn new(window_us: u32, cpus: fn() -> usize) -> Spin {
     Spin {
-      window: Duration::from_micros(us as u64),
+      window: Duration::from_micros(window_us.min(MAX_WINDOW_US) as u64),
+      cpus: Some(cpus),
       until: None,
       misses_in_row: 0,
       skip: 0,
@@ -68,6 +69,11 @@ impl Spin {
   /// already open is not extended: a side that keeps writing without answers (a stream) sees its windows pass
   /// and backs off, rather than never letting its loop sleep.
   pub fn wrote(&mut self, now: Instant) -> bool {
+    if let Some(cpus) = self.cpus.take() {
+      if cpus() < 2 {
+        self.window = Duration::ZERO;
+      }
+    }
     if !self.enabled() {
       return false;
     }
@@ -131,15 +137,33 @@ mod tests {
   #[test]
   fn off_with_a_zero_window_or_one_cpu() {
     let now = Instant::now();
-    assert!(!Spin::new(0, 8).wrote(now));
-    assert!(!Spin::new(50, 1).wrote(now));
-    assert!(Spin::new(50, 2).wrote(now));
+    assert!(!Spin::new(0, || 8).wrote(now));
+    assert!(!Spin::new(50, || 1).wrote(now));
+    assert!(Spin::new(50, || 2).wrote(now));
+  }
+
+  #[test]
+  fn the_cpus_are_counted_once_at_the_first_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTED: AtomicUsize = AtomicUsize::new(0);
+    fn one_cpu() -> usize {
+      COUNTED.fetch_add(1, Ordering::Relaxed);
+      1
+    }
+    let now = Instant::now();
+    let mut spin = Spin::new(50, one_cpu);
+    assert!(spin.enabled());
+    assert_eq!(COUNTED.load(Ordering::Relaxed), 0);
+    assert!(!spin.wrote(now));
+    assert!(!spin.enabled());
+    assert!(!spin.wrote(now));
+    assert_eq!(COUNTED.load(Ordering::Relaxed), 1);
   }
 
   #[test]
   fn the_window_is_capped() {
     let now = Instant::now();
-    let mut spin = Spin::new(u32::MAX, 2);
+    let mut spin = Spin::new(u32::MAX, || 2);
     assert!(spin.wrote(now));
     assert!(spin.tick(later(now, MAX_WINDOW_US as u64 - 1)));
     assert!(!spin.tick(later(now, MAX_WINDOW_US as u64)));
@@ -148,7 +172,7 @@ mod tests {
   #[test]
   fn an_answer_within_the_window_is_a_hit() {
     let now = Instant::now();
-    let mut spin = Spin::new(50, 2);
+    let mut spin = Spin::new(50, || 2);
     assert!(spin.wrote(now));
     assert!(spin.tick(later(now, 40)));
     spin.answered();
@@ -167,7 +191,7 @@ mod tests {
   #[test]
   fn writes_while_waiting_do_not_extend_the_window() {
     let now = Instant::now();
-    let mut spin = Spin::new(50, 2);
+    let mut spin = Spin::new(50, || 2);
     assert!(spin.wrote(now));
     assert!(spin.wrote(later(now, 40)));
     assert!(!spin.tick(later(now, 50)));
@@ -178,7 +202,7 @@ mod tests {
   #[test]
   fn misses_in_a_row_let_ever_more_chances_go_by_and_a_hit_starts_over() {
     let mut now = Instant::now();
-    let mut spin = Spin::new(50, 2);
+    let mut spin = Spin::new(50, || 2);
     let miss = |spin: &mut Spin, now: &mut Instant| {
       assert!(spin.wrote(*now));
       *now = later(*now, 60);
@@ -215,7 +239,7 @@ mod tests {
   #[test]
   fn backoff_stops_growing() {
     let mut now = Instant::now();
-    let mut spin = Spin::new(50, 2);
+    let mut spin = Spin::new(50, || 2);
     for _ in 0..40 {
       while !spin.wrote(now) {}
       now = later(now, 60);
@@ -229,7 +253,7 @@ mod tests {
   #[test]
   fn cancel_is_not_a_miss() {
     let now = Instant::now();
-    let mut spin = Spin::new(50, 2);
+    let mut spin = Spin::new(50, || 2);
     spin.wrote(now);
     spin.cancel();
     assert!(!spin.tick(later(now, 100)));
