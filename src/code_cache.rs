@@ -109,6 +109,12 @@ fn build<'a>(modules: impl Iterator<Item = (&'a str, &'a [u8], &'a [u8])> + Clon
 type Loaded = (String, Option<(&'static [u8], Vec<Entry>)>);
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 
+/// Maps a file's pages at once (Linux); elsewhere they come as they are read.
+#[cfg(target_os = "linux")]
+const POPULATE: libc::c_int = libc::MAP_POPULATE;
+#[cfg(not(target_os = "linux"))]
+const POPULATE: libc::c_int = 0;
+
 /// The bytes of the file `path`, mapped for the rest of the process: the code of each module is handed to V8
 /// as a Buffer over them rather than as a copy. Reading the file instead (~400 KiB with the sources it is
 /// checked against) and copying each module's code out of it wrote ~570 KiB of fresh memory in every child,
@@ -128,7 +134,7 @@ fn map(path: &str) -> Option<&'static [u8]> {
       ptr::null_mut(),
       len,
       libc::PROT_READ,
-      libc::MAP_PRIVATE | libc::MAP_POPULATE,
+      libc::MAP_PRIVATE | POPULATE,
       file.as_raw_fd(),
       0,
     )
