@@ -118,9 +118,9 @@ const POPULATE: libc::c_int = 0;
 /// The bytes of the file `path`, mapped for the rest of the process: the code of each module is handed to V8
 /// as a Buffer over them rather than as a copy. Reading the file instead (~400 KiB with the sources it is
 /// checked against) and copying each module's code out of it wrote ~570 KiB of fresh memory in every child,
-/// ~140 page faults before its script started. The mapping is private (a write to it would copy the page,
-/// never reach the file) and never unmapped, as the Buffers may outlive any use of it; the cache writer
-/// replaces a file by renaming a new one over it, which leaves a mapped one whole.
+/// ~140 page faults before its script started. The mapping is read-only (writable, `MAP_POPULATE` copied every
+/// page at once) and never unmapped, as the Buffers may outlive any use of it; the cache writer replaces a file
+/// by renaming a new one over it, which leaves a mapped one whole.
 fn map(path: &str) -> Option<&'static [u8]> {
   let file = fs::File::open(path).ok()?;
   let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
@@ -144,11 +144,12 @@ fn map(path: &str) -> Option<&'static [u8]> {
 }
 
 /// A Buffer over `bytes` of a mapped cache file (see `map`): without a copy where the runtime allows external
-/// memory, a copy elsewhere.
+/// memory, a copy elsewhere. The memory is read-only: lib/load.js gives the Buffer to `vm.Script` as its cached
+/// data, which V8 only reads, and to nothing else.
 fn static_buffer<'env>(env: &'env Env, bytes: &'static [u8]) -> napi::Result<Unknown<'env>> {
   let mut value = ptr::null_mut();
   // SAFETY: N-API calls on the current env; the bytes live as long as the process, so no finalizer is needed,
-  // and V8 only reads them (a write would land in a private copy of the page).
+  // and nothing writes them (see above).
   unsafe {
     let mut status = sys::napi_create_external_buffer(
       env.raw(),

@@ -33,7 +33,7 @@ pub struct SpinStats {
 #[derive(Debug)]
 pub struct Spin {
   window: Duration,
-  /// Counts the CPUs this process may run on, until the first write asks (see `wrote`).
+  /// What counts the CPUs this process may run on, called once, at the first write (see `wrote`).
   cpus: Option<fn() -> usize>,
   until: Option<Instant>,
   misses_in_row: u32,
