@@ -115,12 +115,12 @@ const POPULATE: libc::c_int = libc::MAP_POPULATE;
 #[cfg(not(target_os = "linux"))]
 const POPULATE: libc::c_int = 0;
 
-/// The bytes of the file `path`, mapped for the rest of the process: the code of each module is handed to V8
-/// as a Buffer over them rather than as a copy. Reading the file instead (~400 KiB with the sources it is
-/// checked against) and copying each module's code out of it wrote ~570 KiB of fresh memory in every child:
-/// 159 page faults for its 11 modules before its script started, 51 now. The mapping is read-only (writable, `MAP_POPULATE` copied every
-/// page at once) and never unmapped, as the Buffers may outlive any use of it; the cache writer replaces a file
-/// by renaming a new one over it, which leaves a mapped one whole.
+/// The bytes of the file `path`, mapped for the rest of the process: the code of each module is handed to V8 as a
+/// Buffer over them rather than as a copy. Reading the file instead (~400 KiB with the sources it is checked
+/// against) and copying each module's code out of it wrote ~570 KiB of fresh memory in every child: 159 page faults
+/// for its 11 modules before its script started, 51 now. The mapping is read-only (writable, `MAP_POPULATE` copied
+/// every page at once) and never unmapped, as the Buffers may outlive any use of it; the cache writer replaces a
+/// file by renaming a new one over it, which leaves a mapped one whole.
 fn map(path: &str) -> Option<&'static [u8]> {
   let file = fs::File::open(path).ok()?;
   let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
