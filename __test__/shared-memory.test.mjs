@@ -106,6 +106,24 @@ test('a Buffer echoed unchanged goes back as the same file; one the child change
   await done();
 });
 
+test('a string echoed unchanged goes back as the same file, one-byte and two-byte alike', {skip}, async () => {
+  const {echo, done} = await startEcho();
+  for (const [name, sent] of [
+    ['one-byte', 'native-ipc '.repeat(MiB)],
+    // Two-byte (UTF-16 code units in the file): an emoji outside the BMP, and a letter of Latin-1's upper half.
+    ['two-byte', '\u00e9t\u00e9 \ud83d\ude80 '.repeat(1.5 * MiB)],
+  ]) {
+    const before = memfdFiles();
+    const same = await echo(sent);
+    assert.equal(same.value, sent, name);
+    const now = memfdFiles();
+    const received = same.files.filter((file) => !before.includes(file));
+    assert.ok(received.length > 0, `${name}: the child mapped a file for the string`);
+    assert.ok(received.some((file) => now.includes(file)), `${name}: the parent maps the very file the child received`);
+  }
+  await done();
+});
+
 test('the sender may change its Buffer as soon as sendMessage() returns; a received Buffer may be written to', {skip}, async () => {
   const {subprocess, done} = await startEcho();
   const value = pattern(9 * MiB, 5);

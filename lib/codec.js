@@ -785,12 +785,17 @@ function longStrHeader(b, h, n, hs) {
   }
 }
 
-// Long ASCII strings decoded in this turn of the event loop as external strings over a received frame (see
-// decodeLongString), at most RELAY_SLOTS: [string, its bytes in the frame, whether those are its JSON text with
-// its quotes] each. An echo or a relay that sends one on writes those bytes (an external part
-// the channel lends to Rust) instead of encoding the string again, and the sending side keeps no copy of what
-// the kernel did not take yet. Forgotten at setImmediate, so that they never keep a frame alive for long.
+// Long strings decoded in this turn of the event loop as external strings over received bytes, at most
+// RELAY_SLOTS: [string, its bytes, their form] each. The forms: RELAY_ONE_BYTE, ASCII in a frame (see
+// decodeLongString) or one-byte characters in a shared value; RELAY_QUOTED, a JSON string's text with its quotes;
+// RELAY_UTF16, the UTF-16 code units of a shared value (STRING16). An echo or a relay that sends one on writes
+// those bytes (an external part the channel lends to Rust, or the same file for a shared value) instead of
+// encoding the string again, and the sending side keeps no copy of what the kernel did not take yet. Forgotten at
+// setImmediate, so that they never keep a frame or a mapping alive for long.
 const RELAY_SLOTS = 4;
+const RELAY_ONE_BYTE = 0;
+const RELAY_QUOTED = 1;
+const RELAY_UTF16 = 2;
 const relaySlots = [];
 var relayCount = 0;
 var relayForgetting = false;
@@ -801,17 +806,17 @@ function forgetRelayed() {
   relayCount = 0;
 }
 
-// quoted: [start, end) lies between the quotes of its JSON text, which the slot then holds, quotes included.
-function rememberRelayed(s, b, start, end, quoted) {
+// RELAY_QUOTED: [start, end) lies between the quotes of its JSON text, which the slot then holds, quotes included.
+function rememberRelayed(s, b, start, end, form) {
   if (relayCount === RELAY_SLOTS) {
     relaySlots.splice(0, 3);
     relayCount--;
   }
-  if (quoted) {
+  if (form === RELAY_QUOTED) {
     start--;
     end++;
   }
-  relaySlots.push(s, Buffer.from(b.buffer, b.byteOffset + start, end - start), quoted);
+  relaySlots.push(s, Buffer.from(b.buffer, b.byteOffset + start, end - start), form);
   relayCount++;
   if (!relayForgetting) {
     relayForgetting = true;
@@ -822,7 +827,7 @@ function rememberRelayed(s, b, start, end, quoted) {
 // Writes `s` from the bytes it was received as, when it is one of the strings above (str16/str32 header, then
 // those bytes as a lendable external part). Equal strings have equal bytes, so a copy of one qualifies too.
 function relayed(s, len) {
-  const bytes = relayBytes(s, len, false);
+  const bytes = relayBytes(s, len, RELAY_ONE_BYTE);
   if (bytes === undefined) return false;
   const hs = strHeaderSize(len);
   if (opos + hs > out.length) grow(hs);
@@ -833,13 +838,13 @@ function relayed(s, len) {
   return true;
 }
 
-// The bytes a relay slot holds for the string s of len characters: its own (quoted false), or its JSON text with
-// its quotes (quoted true); undefined when no slot holds them.
-function relayBytes(s, len, quoted) {
-  const n = quoted ? len + 2 : len;
+// The bytes of the given form a relay slot holds for the string s of len characters; undefined when no slot
+// holds them.
+function relayBytes(s, len, form) {
+  const n = form === RELAY_QUOTED ? len + 2 : form === RELAY_UTF16 ? 2 * len : len;
   for (let i = 0; i < relayCount; i++) {
     const bytes = relaySlots[3 * i + 1];
-    if (relaySlots[3 * i + 2] === quoted && bytes.length === n && relaySlots[3 * i] === s) return bytes;
+    if (relaySlots[3 * i + 2] === form && bytes.length === n && relaySlots[3 * i] === s) return bytes;
   }
   return undefined;
 }
@@ -955,8 +960,12 @@ function writeU64(b, p, v) {
 // when it came shared), else encoded into the output first (ASCII as one-byte, else UTF-16), shared from
 // there, and the output taken back.
 function shareString(s, len) {
-  const relay = relayCount !== 0 ? relayBytes(s, len, false) : undefined;
-  if (relay !== undefined) return shareBytes(0xa0, relay);
+  if (relayCount !== 0) {
+    const relay = relayBytes(s, len, RELAY_ONE_BYTE);
+    if (relay !== undefined) return shareBytes(0xa0, relay);
+    const relay16 = relayBytes(s, len, RELAY_UTF16);
+    if (relay16 !== undefined) return shareBytes(EXT.STRING16, relay16);
+  }
   if (!shareCopy(len)) return false;
   const h = opos;
   // Room for ASCII first: twice that for UTF-16 would take the writer past the size it keeps between sends.
@@ -1875,7 +1884,7 @@ function readShared(p, len) {
     // The mapping starts on a page, so the bytes' alignment is that of their offset in the file.
     if (externalString !== undefined && (latin1 || offset % 2 === 0)) {
       const s = externalString(buf, 0, n, latin1);
-      if (latin1) rememberRelayed(s, buf, 0, n, false);
+      rememberRelayed(s, buf, 0, n, latin1 ? RELAY_ONE_BYTE : RELAY_UTF16);
       return s;
     }
     return latin1 ? buf.latin1Slice(0, n) : buf.ucs2Slice(0, n);
@@ -1901,7 +1910,7 @@ function decodeLongString(b, p, n, quoted) {
   if (n >= 1024 && isAscii(new Uint8Array(b.buffer, b.byteOffset + p, n))) {
     if (n >= ZERO_COPY_MIN && externalString !== undefined) {
       const s = externalString(b, p, p + n, true);
-      rememberRelayed(s, b, p, p + n, quoted === true);
+      rememberRelayed(s, b, p, p + n, quoted === true ? RELAY_QUOTED : RELAY_ONE_BYTE);
       return s;
     }
     return b.latin1Slice(p, p + n);    // plain copy, no UTF-8 decoding
@@ -3259,7 +3268,7 @@ function jsonTextInto(writer, value) {
 // not take at once: a fresh child's copy of 16 MiB was most of what a json echo took longer (58.7 against
 // 38.9 ms, medians of 8 fresh children each).
 function jRelayed(s, len) {
-  const bytes = relayBytes(s, len, true);
+  const bytes = relayBytes(s, len, RELAY_QUOTED);
   if (bytes === undefined) return false;
   addExternal(bytes);
   W.lendable = bytes;
