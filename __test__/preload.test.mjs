@@ -157,7 +157,7 @@ test('a package in a directory whose name a URL encodes (space, %, #, non-ASCII)
   assert.deepEqual(answer, {execArgv: [], preloaded: true});
 });
 
-test("a child's start loads none of Node's modules it does not need: the parent side (child_process, net) and perf_hooks come only when used", async () => {
+test("a child's start loads none of Node's modules it does not need: the parent side (child_process, net), perf_hooks and the process module come only when used", async () => {
   // What this package adds at start is every child's cost (scenario 5 of the bench). Compared with a script
   // that loads nothing, for either preload.
   const probe = (kind) =>
@@ -169,7 +169,7 @@ test("a child's start loads none of Node's modules it does not need: the parent 
     const subprocess = fork(file, {execArgv: []});
     const loaded = await subprocess.getOneMessage();
     await subprocess;
-    for (const module of ['child_process', 'net', 'perf_hooks', 'internal/perf/performance']) {
+    for (const module of ['child_process', 'net', 'perf_hooks', 'internal/perf/performance', 'process']) {
       assert.ok(!loaded.includes(`NativeModule ${module}`), `${kind}: ${module} was loaded at start`);
     }
   }

@@ -144,8 +144,9 @@ const jsonStringify = JSON.stringify;
 const jsonParse = JSON.parse;
 // shareCopy()'s clock, in milliseconds, taken at load: test runners' fake timers replace performance.now and
 // process.hrtime on the global objects, which would freeze it. (Not performance.now: a process's first use of
-// `performance` loads perf_hooks, ~0.5 ms of a child's start, and a vm context such as Jest's has none.)
-const hrtimeBigint = require('process').hrtime.bigint;
+// `performance` loads perf_hooks, ~0.5 ms of a child's start, and a vm context such as Jest's has none. Nor
+// require('process'): the same object, through one more of Node's modules loaded at every child's start.)
+const hrtimeBigint = process.hrtime.bigint;
 const monotonicNow = () => Number(hrtimeBigint()) / 1e6;
 
 function getter(proto, name) {
