@@ -130,6 +130,27 @@ test('small binaries stay intact after later batches arrive (received batches sh
   }
 });
 
+test('binaries just under the zero-copy size stay intact after later batches arrive', async () => {
+  // A view into the landing buffer would show the bytes of a later batch: binaries that can share a batch with
+  // it are copied (the codec's zero-copy size is no smaller than the landing buffer).
+  const {edgeSize} = await import(fixture('s-edge-binaries.mjs'));
+  const count = 40;
+  const subprocess = fork(fixture('s-edge-binaries.mjs'), [String(count)], {buffer: false});
+  const binaries = [];
+  let small = 0;
+  for await (const message of subprocess.getEachMessage()) {
+    if (message.bin === undefined) small++;
+    else binaries.push(message);
+    if (small === count * 30) break;
+  }
+  assert.equal(binaries.length, count);
+  for (const [i, {bin}] of binaries.entries()) {
+    assert.equal(bin.length, edgeSize(i));
+    const wrong = bin.findIndex((byte) => byte !== (i & 0xff));
+    assert.equal(wrong, -1, `binary ${i} (${bin.length} bytes) changed at byte ${wrong}`);
+  }
+});
+
 // A flushed batch of 1 MiB or more (a long string, a big object) is written from the coalescing buffer itself,
 // which Rust keeps until the kernel took it all; the next batches queue behind it and the buffer is reused.
 test('large strings and objects queued behind each other and behind small messages arrive intact and in order', async () => {

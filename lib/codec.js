@@ -72,8 +72,9 @@
  * and the decoder throws ERR_IPC_BAD_PAYLOAD. No length may claim more bytes
  * than remain; this is checked before anything is allocated.
  *
- * Decoded binaries of >= 64 KiB (bin, typed arrays when aligned, DataView)
- * are views over the input buffer (zero copy); smaller ones are copied.
+ * Decoded binaries of >= 68 KiB (bin, typed arrays when aligned, DataView)
+ * are views over the input buffer (zero copy); smaller ones are copied. (68:
+ * no smaller than the channel's landing buffer, which the next batch reuses.)
  */
 
 const { types } = require('util');
@@ -82,7 +83,7 @@ const { types } = require('util');
 const { Buffer, isUtf8, isAscii, constants: bufferConstants } = require('buffer');
 
 const MAX_DEPTH = 10000;
-const ZERO_COPY_MIN = 64 * 1024;
+const ZERO_COPY_MIN = 68 * 1024;
 // The host's byte order, without loading node:os (~0.7 ms of a child's start-up).
 const IS_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const MAX_BUFFER = bufferConstants.MAX_LENGTH;
