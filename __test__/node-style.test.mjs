@@ -41,6 +41,15 @@ test("send() with a callback, 'message' and 'disconnect' events, connected", asy
   await subprocess;
 });
 
+test('the subprocess stays a fast-properties object, its `connected` a data property that follows the channel', () => {
+  // A getter put in place of ChildProcess's own `connected` turned the object into a dictionary-mode one, whose
+  // every property read (`subprocess.sendMessage` in a loop) was a hash lookup.
+  const output = execFileSync(process.execPath, ['--allow-natives-syntax', fileURLToPath(fixture('fast-subprocess.mjs'))], {
+    encoding: 'utf8',
+  });
+  assert.deepEqual(JSON.parse(output), {open: {fast: true, connected: true}, ended: {fast: true, connected: false}});
+});
+
 test('send() and sendMessage() share one queue and one order', async () => {
   const subprocess = fork(fixture('n-echo.mjs'));
   const messages = [];

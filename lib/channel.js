@@ -198,6 +198,9 @@ class Channel {
 
     // Lifetime. `connected`: sends allowed. `ended`: no more messages will arrive.
     this.connected = true;
+    // An object whose own `connected` data property follows this one's (the parent's subprocess, see
+    // markDisconnected()).
+    this.connectedMirror = undefined;
     this.ended = false;
     this.endError = undefined;
     this.closed = false;
@@ -504,7 +507,7 @@ class Channel {
       w.reset();
       if (error.code === 'EPIPE' || error.code === 'ERR_IPC_CHANNEL_CLOSED') {
         // The peer is gone; what it sent before leaving is still read, then the end of file arrives.
-        this.connected = false;
+        this.markDisconnected();
         this.rejectSends(() => errors.disconnecting(this.prefix, this.other, error));
       } else {
         this.fail(error);
@@ -1037,7 +1040,7 @@ class Channel {
       return;
     }
     this.flush();
-    this.connected = false;
+    this.markDisconnected();
     if (!this.closed) {
       this.native.close(true);
       // With nothing queued the socket closed at once; otherwise Rust reports the end once it is written.
@@ -1047,6 +1050,18 @@ class Channel {
       }
     }
     this.endReceiving();
+  }
+
+  /**
+   * Sends are refused from now on. The mirror's `connected` is a data property set here rather than a getter:
+   * redefining the subprocess's own `connected` as an accessor turned that ChildProcess into a dictionary-mode
+   * object, whose every property read (`subprocess.sendMessage` in a send loop) was a hash lookup.
+   */
+  markDisconnected() {
+    this.connected = false;
+    if (this.connectedMirror !== undefined) {
+      this.connectedMirror.connected = false;
+    }
   }
 
   /** The peer's bytes could not be decoded: nothing after them can be trusted. */
@@ -1064,7 +1079,7 @@ class Channel {
     }
     this.closed = true;
     this.handOnLargeBuffers();
-    this.connected = false;
+    this.markDisconnected();
     this.rejectSends(() => this.endError ?? errors.disconnecting(this.prefix, this.other));
     // Shared values the peer never said it took may not have reached it.
     this.failSharedWaits(() => this.endError ?? errors.disconnecting(this.prefix, this.other));

@@ -448,7 +448,8 @@ const decorate = (child, channel, settings, command, userOptions) => {
   const nodeRef = child.ref;
   if (channel !== undefined) {
     // Node's own ChildProcess only has these with its channel; native-ipc's channel takes their place.
-    Object.defineProperty(child, 'connected', {get: () => channel.connected, configurable: true});
+    child.connected = channel.connected;
+    channel.connectedMirror = child;
     child.disconnect = () => channel.disconnect();
     child.send = (message, sendHandle, options, callback) =>
       nodeSend('subprocess.send()', channel, (error) => child.emit('error', error), message, sendHandle, options, callback);
