@@ -170,7 +170,10 @@ const ROUNDS = {p2c: ['sink', false], c2p: ['source', false], p2cWarm: ['sink', 
 /**
  * The body runJob times for scenarios 1, 2, 1w and 2w (undefined for the others). `start(mode)` makes a child
  * ready to go, `rounds[mode](child, k)` times the k-th round on that child, and `child.finish()` ends it. 1 and
- * 2 take a fresh child per sample; 1w and 2w one child, warmed by an untimed round first.
+ * 2 take a fresh child per sample, after one untimed round on a child of its own, so that every sample has the
+ * same warm parent: before, the first sample alone had a parent that had not run the scenario yet, and it was
+ * the slowest of the five for native-ipc in both modes and both directions and for Node json parent→child; 1w
+ * and 2w one child, warmed by an untimed round first.
  */
 export function roundsBody(scenario, start, rounds) {
 	const entry = ROUNDS[scenario];
@@ -178,12 +181,14 @@ export function roundsBody(scenario, start, rounds) {
 	const [mode, warm] = entry;
 	const round = rounds[mode];
 	if (!warm) {
-		return async () => {
+		const fresh = async () => {
 			const child = await start(mode);
 			const value = await round(child, 1);
 			await child.finish();
 			return value;
 		};
+		fresh.warmUp = fresh;
+		return fresh;
 	}
 	let child;
 	let k = 0;
