@@ -136,6 +136,7 @@ const defineProperty = Object.defineProperty;
 const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
 const objectKeys = Object.keys;
 const hasOwnProperty = Object.prototype.hasOwnProperty;
+const objectIs = Object.is;
 const objectToString = Object.prototype.toString;
 const isArray = Array.isArray;
 const isArrayBufferView = ArrayBuffer.isView;
@@ -597,7 +598,10 @@ function encNumber(n) {
   if (opos + 9 > out.length) grow(9);
   const b = out;
   const p = opos;
-  if ((n >>> 0) === n && n < 0x80 && (n !== 0 || 1 / n > 0)) {
+  // -0 told apart by Object.is on every small integer, not by `1 / n` on zeros alone: V8 optimized the encoder
+  // without feedback for a division that only a 0 reaches, and threw it away at the first 0 after that (a
+  // counter's first message in a parent's second burst of sends).
+  if ((n >>> 0) === n && n < 0x80 && !objectIs(n, -0)) {
     b[p] = n;
     opos = p + 1;
   } else if ((n | 0) === n || (n >>> 0) === n) {
