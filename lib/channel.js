@@ -43,8 +43,8 @@ const LEND_BYTES = 1024 * 1024;
 // Buffer per wake-up. One read (64 KiB) plus the tail of a frame begun in the read before: with exactly 64 KiB,
 // 33 of 112 batches of 200k small messages came as Buffers of their own, and the decoder optimized on the
 // landing buffer alone was thrown away (useSource() met another buffer) and compiled again; with room for the
-// tail a fresh child took 200k small messages 1-5% faster (3.6%: medians of 4 alternating runs of 20). No larger
-// than the codec's ZERO_COPY_MIN, so no decoded value is a view into it.
+// tail a fresh child took 200k small messages 1.009-1.051x as fast (four alternating runs of 20). No larger than
+// the codec's ZERO_COPY_MIN, so no decoded value is a view into it.
 const LANDING_BYTES = 68 * 1024;
 // The coalescing buffer is kept for reuse up to this size (fresh memory costs page faults on every
 // large message); a larger one is dropped once flushed.
