@@ -43,9 +43,10 @@ const LEND_BYTES = 1024 * 1024;
 // Buffer per wake-up. One read (64 KiB) plus the tail of a frame begun in the read before: with exactly 64 KiB,
 // 33 of 112 batches of 200k small messages came as Buffers of their own, and the decoder optimized on the
 // landing buffer alone was thrown away (useSource() met another buffer) and compiled again; with room for the
-// tail a fresh child took 200k small messages 1.009-1.051x as fast (four alternating runs of 20). No larger than
-// the codec's ZERO_COPY_MIN, so no decoded value is a view into it.
-const LANDING_BYTES = 68 * 1024;
+// tail a fresh child took 200k small messages 1.009-1.051x as fast (four alternating runs of 20). The codec's
+// zero-copy size, which is set to this: the decoder copies every smaller binary and string, so no decoded value is
+// a view into the buffer that the next batch overwrites.
+const LANDING_BYTES = codec.ZERO_COPY_MIN;
 // The coalescing buffer is kept for reuse up to this size (fresh memory costs page faults on every
 // large message); a larger one is dropped once flushed.
 const KEEP_WRITER_BYTES = 32 * 1024 * 1024;

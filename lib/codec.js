@@ -73,8 +73,8 @@
  * than remain; this is checked before anything is allocated.
  *
  * Decoded binaries of >= 68 KiB (bin, typed arrays when aligned, DataView)
- * are views over the input buffer (zero copy); smaller ones are copied. (68:
- * no smaller than the channel's landing buffer, which the next batch reuses.)
+ * are views over the input buffer (zero copy); smaller ones are copied (see
+ * ZERO_COPY_MIN).
  */
 
 const { types } = require('util');
@@ -83,6 +83,8 @@ const { types } = require('util');
 const { Buffer, isUtf8, isAscii, constants: bufferConstants } = require('buffer');
 
 const MAX_DEPTH = 10000;
+// Also the size of the channel's landing buffer (lib/channel.js), which holds one 64 KiB read and the tail of a
+// frame begun in the read before: a view into that buffer would change with the next batch.
 const ZERO_COPY_MIN = 68 * 1024;
 // The host's byte order, without loading node:os (~0.7 ms of a child's start-up).
 const IS_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -3607,4 +3609,5 @@ module.exports = {
   decodeJson,
   useJsonNative,
   EXT,
+  ZERO_COPY_MIN,
 };
