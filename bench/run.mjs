@@ -13,7 +13,7 @@ import {existsSync, writeFileSync, accessSync, constants} from 'node:fs';
 import {cpus, release, loadavg} from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
-import {SCENARIOS, DEFAULTS, MiB, RESULT_MARK, SAMPLE_MARK, median} from './lib/common.mjs';
+import {SCENARIOS, DEFAULTS, MiB, RESULT_MARK, SAMPLE_MARK, READY_MARK, median} from './lib/common.mjs';
 import {consoleTable, markdownTable, svgChart, formatValue} from './lib/report.mjs';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -118,8 +118,9 @@ const loadAtStart = loadavg();
 /**
  * Starts one driver process (its own process group). `result` resolves to its parsed result. A stepped driver
  * (job.stepped, see runJob) waits for a line on its stdin before each sample: `step()` asks for the next one
- * and resolves once the driver reported it, or ended; `finish()` lets it wind down. The time limit applies to
- * the whole run, or to each step and the wind-down of a stepped driver.
+ * and resolves once the driver reported it, or ended; `ready` resolves once it has loaded (or ended); `finish()`
+ * lets it wind down. The time limit applies to the whole run, or to each step and the wind-down of a stepped
+ * driver.
  */
 function startDriver(command, args, timeoutSeconds, stepped = false) {
 	const child = spawn(command, args, {cwd: root, env: driverEnv, stdio: [stepped ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true});
@@ -128,6 +129,8 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 	let unread = '';
 	let sampleTaken;
 	let reported = false;
+	let markReady;
+	const ready = new Promise(resolve => (markReady = resolve));
 	child.stdout.setEncoding('utf8').on('data', d => {
 		stdout += d;
 		if (!stepped) return;
@@ -136,6 +139,7 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 		while ((end = unread.indexOf('\n')) !== -1) {
 			const line = unread.slice(0, end);
 			unread = unread.slice(end + 1);
+			if (line === READY_MARK) markReady();
 			// The result line comes last: a driver that reported it (an error, say) takes no more samples, even if
 			// something still keeps its process alive.
 			const done = line.startsWith(RESULT_MARK);
@@ -166,12 +170,14 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 	const result = new Promise(resolve => {
 		child.on('error', error => {
 			ended = true;
+			markReady();
 			clearTimeout(timer);
 			sampleTaken?.(false);
 			resolve({samples: [], error: `could not start ${command}: ${error.message}`});
 		});
 		child.on('close', (code, signal) => {
 			ended = true;
+			markReady();
 			clearTimeout(timer);
 			sampleTaken?.(false);
 			const line = stdout.split('\n').find(l => l.startsWith(RESULT_MARK));
@@ -207,7 +213,7 @@ function startDriver(command, args, timeoutSeconds, stepped = false) {
 		if (!ended) arm(reported ? 5 : timeoutSeconds);
 		child.stdin?.end();
 	};
-	return {result, step, finish};
+	return {result, ready, step, finish};
 }
 
 /** Runs one driver process from start to end and returns its parsed result. */
@@ -350,6 +356,8 @@ for (const scenario of scenarios) {
 		const drivers = new Map(
 			active.map(impl => [impl, startDriver(impl.command, [impl.driver, JSON.stringify({...job(impl), stepped: true})], DRIVER_TIMEOUT_S, true)]),
 		);
+		// No sample runs while a driver is still starting (see runJob).
+		await Promise.all([...drivers.values()].map(driver => driver.ready));
 		for (let round = 0; round < reps; round++) {
 			for (const impl of roundOrder(active, round)) {
 				await timed(impl, () => drivers.get(impl).step());

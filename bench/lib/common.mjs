@@ -103,6 +103,8 @@ export function emitResult(result) {
 
 /** Marker line a stepped driver prints as soon as it took a sample (see runJob). */
 export const SAMPLE_MARK = '@@bench-sample';
+/** Marker line a stepped driver prints once it has loaded, before its first sample (see runJob). */
+export const READY_MARK = '@@bench-ready';
 
 /** The lines run.mjs writes to a stepped driver's stdin, one per sample. */
 function stdinSteps() {
@@ -112,6 +114,10 @@ function stdinSteps() {
 		async next() {
 			const {done} = await lines.next();
 			if (done) throw new Error('run.mjs closed the driver\'s stdin before the last sample');
+		},
+		/** Resolves once run.mjs closed stdin: every implementation has taken its last sample. */
+		async end() {
+			while (!(await lines.next()).done);
 		},
 		close() {
 			rl.close();
@@ -137,8 +143,13 @@ export async function runJob(job, once) {
 	// A stepped job (job.stepped) takes each sample when run.mjs asks for it, a line on stdin, and says when it
 	// is done: run.mjs takes one sample of every implementation in turn, so that the load of this shared
 	// machine, which changes from minute to minute, weighs on all of them alike. The first step includes the
-	// warm-ups, and the process (a warm parent) serves every sample, as in a plain job.
+	// warm-ups, and the process (a warm parent) serves every sample, as in a plain job. Nor does a driver's own
+	// start or end overlap another's sample: it says when it has loaded (run.mjs waits for every driver before
+	// the first sample), and winds down (its warm child's exit, its own) only once run.mjs closes its stdin after
+	// the last sample of all. Before, the first sample of a scenario ran while the other drivers were starting,
+	// and the last of a round while those already done were exiting.
 	const steps = job.stepped ? stdinSteps() : undefined;
+	if (steps) process.stdout.write(READY_MARK + '\n');
 	try {
 		await steps?.next();
 		if (job.scenario === 'forkFirst') {
@@ -155,6 +166,7 @@ export async function runJob(job, once) {
 			}
 			if (steps) process.stdout.write(SAMPLE_MARK + '\n');
 		}
+		await steps?.end();
 		await once.close?.();
 		emitResult({samples, details});
 	} catch (error) {
