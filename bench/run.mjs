@@ -55,6 +55,11 @@ const wanted = id => !opts.only || opts.only.includes(id);
 // A fork varies by ±20% from one sample to the next here: scenario 5 takes ten times the samples, so that its
 // median can tell apart the 10% its target is about.
 const forkReps = opts.reps * 10;
+// Scenarios 1 and 2 start a fresh child for every sample, and a fresh native-ipc child's speed depends on when
+// V8 has compiled its decoder while two busy cores also run the parent: its samples spread over almost 2x within
+// one run (2.3M-4.2M messages a second), where Node's own stay within ~25%. A median of five such samples then
+// moves by ~10% from run to run, as much as the target is about: they take three times the samples.
+const coldReps = opts.reps * 3;
 const JSON_RSS_TIMEOUT_S = 5; // JSON turns a 256 MiB Buffer into an array of numbers: it fails or crawls
 const DRIVER_TIMEOUT_S = 120;
 
@@ -326,7 +331,7 @@ const roundOrder = (active, round) => {
 for (const scenario of scenarios) {
 	console.log(`${scenario.n}. ${scenario.title} (${scenario.unit})`);
 	const active = implementations.filter(impl => !(impl.skipped || impl === floor || impl === floorSpin || (impl.only && !impl.only.includes(scenario.id))));
-	const reps = scenario.id === 'forkFirst' ? forkReps : opts.reps;
+	const reps = scenario.id === 'forkFirst' ? forkReps : scenario.id === 'p2c' || scenario.id === 'c2p' ? coldReps : opts.reps;
 	const job = impl => ({scenario: scenario.id, serialization: impl.serialization, reps, ...sizes});
 	const runs = new Map(active.map(impl => [impl, {seconds: 0, result: undefined}]));
 	const timed = async (impl, work) => {
@@ -425,6 +430,7 @@ const results = {
 		removedEnv,
 		reps: opts.reps,
 		forkReps,
+		coldReps,
 		rssReps: opts.reps,
 		jsonRssTimeoutSeconds: JSON_RSS_TIMEOUT_S,
 		quick: opts.quick,

@@ -87,7 +87,7 @@ export function markdownTable(results) {
 	for (const r of ratioRows) out.push(`| **${escapeMd(r[0])}** | ${r.slice(1).map(escapeMd).join(' | ')} |`);
 	out.push('');
 	out.push(
-		`Medians of ${m.reps} runs, taken in rounds: one sample of every implementation per round, in an order that turns from round to round so that each takes every place (scenario 5: ${m.forkReps ?? m.reps} rounds; scenario 6: ${m.rssReps} run(s) per implementation, each in a fresh process, JSON modes once with a ${m.jsonRssTimeoutSeconds} s limit). ` +
+		`Medians of ${m.reps} runs, taken in rounds: one sample of every implementation per round, in an order that turns from round to round so that each takes every place (scenarios 1 and 2: ${m.coldReps ?? m.reps} rounds; scenario 5: ${m.forkReps ?? m.reps} rounds; scenario 6: ${m.rssReps} run(s) per implementation, each in a fresh process, JSON modes once with a ${m.jsonRssTimeoutSeconds} s limit). ` +
 			`${m.messages.toLocaleString('en-US')} messages in scenarios 1–2 (a fresh child for every sample, after one untimed round that warms the parent) and per timed round in 1w–2w (on a child that already took one untimed round), ${m.roundTrips.toLocaleString('en-US')} round trips in 3, ` +
 			`${m.echoMiB} MiB in 4a/4b, ${m.rssMiB} MiB in 6. ` +
 			`Small message: \`{k: 't', i, payload: 'hello world'}\`.`,
