@@ -146,8 +146,8 @@ export async function runJob(job, once) {
 	// warm-ups, and the process (a warm parent) serves every sample, as in a plain job. Nor does a driver's own
 	// start or end overlap another's sample: it says when it has loaded (run.mjs waits for every driver before
 	// the first sample), and winds down (its warm child's exit, its own) only once run.mjs closes its stdin after
-	// the last sample of all. Before, the first sample of a scenario ran while the other drivers were starting,
-	// and the last of a round while those already done were exiting.
+	// the last sample of all. Before, a scenario's first sample ran while the other drivers were starting, and the
+	// last round's later samples while the drivers already done were exiting.
 	const steps = job.stepped ? stdinSteps() : undefined;
 	if (steps) process.stdout.write(READY_MARK + '\n');
 	try {
