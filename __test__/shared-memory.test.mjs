@@ -124,6 +124,21 @@ test('a string echoed unchanged goes back as the same file, one-byte and two-byt
   await done();
 });
 
+test('a string of characters up to U+00FF goes as one byte per character, one with any beyond as UTF-16', {skip}, async () => {
+  for (const [name, sent, bytesPerCharacter] of [
+    ['Latin-1', 'caf\u00e9 cr\u00e8me br\u00fbl\u00e9e '.repeat(MiB / 2), 1],
+    ['beyond Latin-1', 'caf\u00e9 cr\u00e8me br\u00fbl\u00e9e \u20ac'.repeat(MiB / 2), 2],
+  ]) {
+    // A child of its own for each: what the child maps is then this string's file alone.
+    const {echo, done} = await startEcho();
+    const {value: back, mapped} = await echo(sent);
+    assert.ok(back === sent, `${name}: came back equal`);
+    const expected = bytesPerCharacter * sent.length;
+    assert.ok(mapped >= expected && mapped < expected + MiB, `${name}: the child maps ${mapped} bytes for ${sent.length} characters`);
+    await done();
+  }
+});
+
 test('the sender may change its Buffer as soon as sendMessage() returns; a received Buffer may be written to', {skip}, async () => {
   const {subprocess, done} = await startEcho();
   const value = pattern(9 * MiB, 5);

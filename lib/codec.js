@@ -964,9 +964,16 @@ function writeU64(b, p, v) {
   b[p + 4] = lo >>> 24; b[p + 5] = (lo >>> 16) & 0xff; b[p + 6] = (lo >>> 8) & 0xff; b[p + 7] = lo & 0xff;
 }
 
+// A character above U+00FF: a string without one goes shared in the one-byte form (Latin-1).
+const BEYOND_ONE_BYTE = /[^\u0000-\u00ff]/;
+
 // A long string as a shared value: from the bytes it arrived in when it is being sent on (the same file,
-// when it came shared), else encoded into the output first (ASCII as one-byte, else UTF-16), shared from
-// there, and the output taken back.
+// when it came shared), else encoded into the output first (one byte per character when every character is
+// at most U+00FF, else UTF-16), shared from there, and the output taken back. V8 answers the test at once for
+// a string it holds one byte per character, as it holds ASCII and Latin-1 text; on a two-byte string it scans
+// up to the first character above U+00FF (16M characters in ~4.5 ms here, when that one comes last). A
+// Latin-1 string of 16M characters is written in ~1 ms this way, against 12-16 ms into UTF-16, and its file
+// is half the size.
 function shareString(s, len) {
   if (relayCount !== 0) {
     const relay = relayBytes(s, len, RELAY_ONE_BYTE);
@@ -976,14 +983,16 @@ function shareString(s, len) {
   }
   if (!shareCopy(len)) return false;
   const h = opos;
-  // Room for ASCII first: twice that for UTF-16 would take the writer past the size it keeps between sends.
-  if (h + len + 4 > out.length) grow(len + 4);
-  let what = 0xa0;
-  let n = out.utf8Write(s, h, len + 4);
-  if (n !== len) {
+  let what;
+  let n;
+  if (BEYOND_ONE_BYTE.test(s)) {
     what = EXT.STRING16;
     if (h + 2 * len > out.length) grow(2 * len);
     n = out.ucs2Write(s, h, 2 * len);
+  } else {
+    what = 0xa0;
+    if (h + len > out.length) grow(len);
+    n = out.latin1Write(s, h, len);
   }
   const bytes = out.subarray(h, h + n);
   return shareBytes(what, bytes, true);
