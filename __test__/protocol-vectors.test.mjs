@@ -27,11 +27,21 @@ const vectors = readFileSync(new URL('vectors/advanced.txt', import.meta.url), '
 
 // Vectors too long to keep in the file, built here.
 const units = (text) => Buffer.from(text, 'utf16le');
-const extHeader = (type, length) =>
-  length < 0x100 ? Buffer.from([0xc7, length, type]) : length < 0x10000 ? Buffer.from([0xc8, length >> 8, length & 0xff, type]) : assert.fail('too long');
+const extHeader = (type, length) => {
+  if (length < 0x100) return Buffer.from([0xc7, length, type]);
+  if (length < 0x10000) return Buffer.from([0xc8, length >> 8, length & 0xff, type]);
+  const header = Buffer.from([0xc9, 0, 0, 0, 0, type]);
+  header.writeUInt32BE(length, 1);
+  return header;
+};
 const string16 = (text) => Buffer.concat([extHeader(3, text.length * 2), units(text)]);
+const latin1 = (text) => Buffer.concat([extHeader(14, text.length), Buffer.from(text, 'latin1')]);
 const generated = [
-  {name: '4096 non-ASCII code units travel as STRING16', bytes: string16('\u00e9'.repeat(4096)), js: "'\\u00e9'.repeat(4096)"},
+  // (The peer's handshake says it takes LATIN1; for one that does not, see the test further down.)
+  {name: '4096 one-byte non-ASCII characters travel as LATIN1', bytes: latin1('\u00e9'.repeat(4096)), js: "'\\u00e9'.repeat(4096)"},
+  {name: '4096 code units with one above U+00FF travel as STRING16', bytes: string16('\u20ac' + '\u00e9'.repeat(4095)), js: "'\\u20ac' + '\\u00e9'.repeat(4095)"},
+  // Above the size the decoder makes an external string of, which this process relays as the bytes it got.
+  {name: '70000 Latin-1 characters travel as LATIN1 (ext32)', bytes: latin1('\u00fd\u00fe\u00ff\u0000\u0080 '.repeat(14000)), js: "'\\u00fd\\u00fe\\u00ff\\u0000\\u0080 '.repeat(14000)"},
   {name: '4095 non-ASCII code units travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x1f, 0xfe]), Buffer.from('\u00e9'.repeat(4095))]), js: "'\\u00e9'.repeat(4095)"},
   {name: '5000 ASCII characters travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x13, 0x88]), Buffer.from('a'.repeat(5000))]), js: "'a'.repeat(5000)"},
   {
@@ -91,7 +101,7 @@ test('valid and accepted vectors: the JS codec decodes each to its value and enc
   const cases = [...vectors.filter((v) => v.kind === 'valid' || v.kind === 'accept'), ...generated];
   const subprocess = spawn(process.execPath, [fixturePath('v-raw-echo.cjs')], {ipc: true, stdio: ['pipe', 'pipe', 'inherit']});
   const output = collect(subprocess.stdout);
-  subprocess.stdin.end(Buffer.concat([hello(), ...cases.map((v) => frame(KIND.message, v.bytes))]));
+  subprocess.stdin.end(Buffer.concat([hello({l: true}), ...cases.map((v) => frame(KIND.message, v.bytes))]));
 
   const problems = [];
   let index = 0;
@@ -122,6 +132,32 @@ test('valid and accepted vectors: the JS codec decodes each to its value and enc
     if (sent !== canonical) problems.push(`${v.name}: encoding ${v.js} gives ${sent}, expected ${canonical}`);
   });
   assert.deepEqual(problems, []);
+});
+
+test('a peer whose handshake does not say "l" gets long one-byte strings as STRING16 (or ASCII str), also one relayed from a LATIN1 value', async () => {
+  // Long enough for the decoder to keep the bytes it arrived in, to send on as they are to a peer that takes them.
+  const relayed = '\u00e9t\u00e9 '.repeat(17500);
+  const cases = [
+    [relayed, string16(relayed)],
+    ['\u00e9'.repeat(5000), string16('\u00e9'.repeat(5000))],
+    ['\u00ff'.repeat(4095), Buffer.concat([Buffer.from([0xda, 0x1f, 0xfe]), Buffer.from('\u00ff'.repeat(4095))])],
+    ['a'.repeat(5000), Buffer.concat([Buffer.from([0xda, 0x13, 0x88]), Buffer.from('a'.repeat(5000))])],
+  ];
+  const subprocess = spawn(process.execPath, [fixturePath('v-raw-echo.cjs')], {ipc: true, stdio: ['pipe', 'pipe', 'inherit']});
+  const output = collect(subprocess.stdout);
+  subprocess.stdin.end(Buffer.concat([hello(), frame(KIND.message, latin1(relayed))]));
+  const received = await subprocess.getOneMessage();
+  assert.ok(received === relayed, 'a LATIN1 value is decoded whatever the peer announced');
+  // Sent back in the turn it arrived in, as the first case.
+  for (const [value] of cases) subprocess.sendMessage(value);
+  await subprocess.sendMessage(null);
+  subprocess.disconnect();
+  const lines = (await output.end).trim().split('\n');
+  assert.equal((await subprocess).exitCode, 0);
+  assert.equal(lines.length, 2 + cases.length);
+  cases.forEach(([value, bytes], i) => {
+    assert.equal(lines[1 + i], `${KIND.message} ${bytes.toString('hex')}`, `${value.length} characters from ${JSON.stringify(value.slice(0, 4))}`);
+  });
 });
 
 /**

@@ -129,6 +129,10 @@ class Channel {
     this.writer.onLargeBuffer = adviseHugePages;
     // Asked only for values large enough to share (see shareCopy in codec.js), never per small message.
     this.writer.peerHolds = () => this.sharedSent !== this.sharedTaken;
+    // Whether the peer takes one-byte strings (LATIN1): asked of Rust, for long strings only, until the peer's
+    // handshake has said yes.
+    this.peerLatin1 = false;
+    this.writer.peerLatin1 = () => (this.peerLatin1 ||= this.native !== undefined && this.native.peerTakesLatin1);
     // Large binaries go to the kernel straight from the sender's memory (see flush()).
     this.writer.externalMin = FLUSH_BYTES;
     // A large writer buffer lent to Rust (flush()), to be taken back once written.

@@ -17,8 +17,10 @@
  *   number            integer (and not -0) in [-2^31, 2^32): the smallest
  *                     int/uint format; anything else float 64 (cb)
  *   string            well-formed: str (fixstr/str8/16/32, UTF-8)
- *                     ill-formed (lone surrogates), or long (>= 4096 units)
- *                     and not pure ASCII: ext 3 STRING16
+ *                     long (>= 4096 units), not pure ASCII, no character
+ *                     above U+00FF, to a peer that takes it: ext 14 LATIN1
+ *                     ill-formed (lone surrogates), or long and not one of
+ *                     the above: ext 3 STRING16
  *   bigint            ext 2 BIGINT
  *   plain object      map, str keys (own enumerable string keys, in order)
  *   dense array       array (named non-index properties are not carried)
@@ -37,7 +39,7 @@
  *                   the magnitude big-endian with no leading 00 byte (zero
  *                   has an empty magnitude: payload is just 00).
  *   3  STRING16     the string's UTF-16 code units, little-endian (even
- *                   length). Used only for strings that are not well-formed.
+ *                   length).
  *   4  DATE         8 bytes: float64 big-endian time value in ms since the
  *                   epoch; NaN for an invalid date (fixext8).
  *   5  REGEXP       [source: string, flags: string].
@@ -54,6 +56,8 @@
  *   10 BOXED        [v] with v a number, string, boolean or bigint.
  *   11 ARRAYBUFFER  the bytes.
  *   12 DATAVIEW     the viewed bytes.
+ *   13 SHARED       a value whose bytes are in a memfd (PROTOCOL.md 4.6).
+ *   14 LATIN1       a string, one byte per character (U+0000 to U+00FF).
  *   16..27          typed arrays: the viewed bytes, elements little-endian:
  *                   16 Int8Array, 17 Uint8Array, 18 Uint8ClampedArray,
  *                   19 Int16Array, 20 Uint16Array, 21 Int32Array,
@@ -105,6 +109,7 @@ const EXT = Object.freeze({
   ARRAYBUFFER: 11,
   DATAVIEW: 12,
   SHARED: 13,
+  LATIN1: 14,
   INT8ARRAY: 16,
   UINT8ARRAY: 17,
   UINT8CLAMPEDARRAY: 18,
@@ -244,6 +249,8 @@ class Writer {
     // function), when a value of SHARE_MIN bytes or more was last written (monotonicNow()), and whether
     // such values are being streamed inline.
     this.peerHolds = () => false;
+    // Whether the channel's peer takes ext LATIN1 (its handshake said so; the channel sets the function).
+    this.peerLatin1 = () => false;
     this.lastLarge = -Infinity;
     this.streaming = false;
     this.shareAt = [];
@@ -766,21 +773,36 @@ function encString(s) {
   opos = p;
 }
 
-// A long string is written as ASCII in one pass when it is ASCII, else as STRING16. With room for
-// len + len/8 + 8 bytes, utf8Write returns exactly len only if it wrote every character in one byte: a
-// non-ASCII character takes 2 to 4 bytes, and stopping short for lack of room leaves fewer than 4 bytes
-// free, i.e. more than len written.
-function encLongStringAsAscii(s, len) {
-  const cap = len + (len >>> 3) + 8;
-  const hs = strHeaderSize(len);
-  if (opos + hs + cap > out.length) grow(hs + cap);
-  const h = opos;
-  if (out.utf8Write(s, h + hs, cap) !== len) {
+// A character above U+00FF: a long string without one goes one byte per character (Latin-1), inline or shared.
+const BEYOND_ONE_BYTE = /[^\u0000-\u00ff]/;
+
+// A long string (4096 characters or more, not shared) without a character above U+00FF goes one byte per
+// character: as a str when it is ASCII, else as LATIN1 where the peer takes that; anything else as STRING16.
+// V8 answers the test for such a character at once for a string it holds one byte per character (as it holds
+// ASCII and Latin-1 text), latin1Write copies it, and isAscii reads the copy at memory speed: over 1 MiB of
+// Latin-1 text here, utf8Write (which the encoder tried first before) took ~480 us only to find it was not
+// ASCII, latin1Write 19 and isAscii 9; over ASCII, utf8Write 46 against 27 for both.
+function encLongOneByte(s, len) {
+  if (BEYOND_ONE_BYTE.test(s)) {
     encString16(s);
     return;
   }
-  longStrHeader(out, h, len, hs);
-  opos = h + hs + len;
+  const hs = strHeaderSize(len);
+  if (opos + hs + 1 + len > out.length) grow(hs + 1 + len);
+  const b = out;
+  const h = opos;
+  b.latin1Write(s, h + hs, len);
+  if (isAscii(new Uint8Array(b.buffer, b.byteOffset + h + hs, len))) {
+    longStrHeader(b, h, len, hs);
+    opos = h + hs + len;
+  } else if (W.peerLatin1()) {
+    // An ext header is one byte longer than a str header for the same length (ext16 and ext32).
+    b.copyWithin(h + hs + 1, h + hs, h + hs + len);
+    extHeader(EXT.LATIN1, len);
+    opos += len;
+  } else {
+    encString16(s);
+  }
 }
 
 // Writes at b[h] the header of a str16 (hs 3) or str32 (hs 5) of n bytes.
@@ -795,8 +817,9 @@ function longStrHeader(b, h, n, hs) {
 
 // Long strings decoded in this turn of the event loop as external strings over received bytes, at most
 // RELAY_SLOTS: [string, its bytes, their form] each. The forms: RELAY_ONE_BYTE, ASCII in a frame (see
-// decodeLongString) or one-byte characters in a shared value; RELAY_QUOTED, a JSON string's text with its quotes;
-// RELAY_UTF16, the UTF-16 code units of a shared value (STRING16). An echo or a relay that sends one on writes
+// decodeLongString); RELAY_LATIN1, one byte per character, ASCII or not (a LATIN1 value, or the one-byte form
+// of a shared value); RELAY_QUOTED, a JSON string's text with its quotes; RELAY_UTF16, the UTF-16 code units of
+// a shared value (STRING16). An echo or a relay that sends one on writes
 // those bytes (an external part the channel lends to Rust, or the same file for a shared value) instead of
 // encoding the string again, and the sending side keeps no copy of what the kernel did not take yet. Forgotten at
 // setImmediate, so that they never keep a frame or a mapping alive for long.
@@ -804,6 +827,7 @@ const RELAY_SLOTS = 4;
 const RELAY_ONE_BYTE = 0;
 const RELAY_QUOTED = 1;
 const RELAY_UTF16 = 2;
+const RELAY_LATIN1 = 3;
 const relaySlots = [];
 var relayCount = 0;
 var relayForgetting = false;
@@ -832,15 +856,26 @@ function rememberRelayed(s, b, start, end, form) {
   }
 }
 
-// Writes `s` from the bytes it was received as, when it is one of the strings above (str16/str32 header, then
-// those bytes as a lendable external part). Equal strings have equal bytes, so a copy of one qualifies too.
+// Writes `s` from the bytes it was received as, when it is one of the strings above (a str16/str32 header, or
+// LATIN1's where they are not ASCII and the peer takes it, then those bytes as a lendable external part). Equal
+// strings have equal bytes, so a copy of one qualifies too.
 function relayed(s, len) {
-  const bytes = relayBytes(s, len, RELAY_ONE_BYTE);
-  if (bytes === undefined) return false;
-  const hs = strHeaderSize(len);
-  if (opos + hs > out.length) grow(hs);
-  longStrHeader(out, opos, len, hs);
-  opos += hs;
+  let bytes = relayBytes(s, len, RELAY_ONE_BYTE);
+  let ascii = true;
+  if (bytes === undefined) {
+    bytes = relayBytes(s, len, RELAY_LATIN1);
+    if (bytes === undefined) return false;
+    ascii = isAscii(bytes);
+    if (!ascii && !W.peerLatin1()) return false;
+  }
+  if (ascii) {
+    const hs = strHeaderSize(len);
+    if (opos + hs > out.length) grow(hs);
+    longStrHeader(out, opos, len, hs);
+    opos += hs;
+  } else {
+    extHeader(EXT.LATIN1, len);
+  }
   addExternal(bytes);
   W.lendable = bytes;
   return true;
@@ -865,11 +900,11 @@ function encLongString(s) {
   const len = s.length;
   if (sharing(len) && IS_LE && shareString(s, len)) return;
   if (relayCount !== 0 && len >= ZERO_COPY_MIN && W.externalMin !== Infinity && relayed(s, len)) return;
-  // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies UTF-16 at memory speed: long text with any
-  // non-ASCII character travels as its UTF-16 code units (STRING16), which is also what carries lone
-  // surrogates. ASCII stays UTF-8 (one byte per character, decoded as a plain copy).
+  // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies one-byte and UTF-16 text at memory speed: long text
+  // goes one byte per character where it can, else as its UTF-16 code units (STRING16), which is also what
+  // carries lone surrogates (see encLongOneByte).
   if (len >= 4096) {
-    encLongStringAsAscii(s, len);
+    encLongOneByte(s, len);
     return;
   }
   if (!s.isWellFormed()) {
@@ -964,9 +999,6 @@ function writeU64(b, p, v) {
   b[p + 4] = lo >>> 24; b[p + 5] = (lo >>> 16) & 0xff; b[p + 6] = (lo >>> 8) & 0xff; b[p + 7] = lo & 0xff;
 }
 
-// A character above U+00FF: a string without one goes shared in the one-byte form (Latin-1).
-const BEYOND_ONE_BYTE = /[^\u0000-\u00ff]/;
-
 // A long string as a shared value: from the bytes it arrived in when it is being sent on (the same file,
 // when it came shared), else encoded into the output first (one byte per character when every character is
 // at most U+00FF, else UTF-16), shared from there, and the output taken back. V8 answers the test at once for
@@ -976,7 +1008,7 @@ const BEYOND_ONE_BYTE = /[^\u0000-\u00ff]/;
 // is half the size.
 function shareString(s, len) {
   if (relayCount !== 0) {
-    const relay = relayBytes(s, len, RELAY_ONE_BYTE);
+    const relay = relayBytes(s, len, RELAY_ONE_BYTE) ?? relayBytes(s, len, RELAY_LATIN1);
     if (relay !== undefined) return shareBytes(0xa0, relay);
     const relay16 = relayBytes(s, len, RELAY_UTF16);
     if (relay16 !== undefined) return shareBytes(EXT.STRING16, relay16);
@@ -1904,7 +1936,7 @@ function readShared(p, len) {
     // The mapping starts on a page, so the bytes' alignment is that of their offset in the file.
     if (externalString !== undefined && (latin1 || offset % 2 === 0)) {
       const s = externalString(buf, 0, n, latin1);
-      rememberRelayed(s, buf, 0, n, latin1 ? RELAY_ONE_BYTE : RELAY_UTF16);
+      rememberRelayed(s, buf, 0, n, latin1 ? RELAY_LATIN1 : RELAY_UTF16);
       return s;
     }
     return latin1 ? buf.latin1Slice(0, n) : buf.ucs2Slice(0, n);
@@ -2272,7 +2304,7 @@ function readExt(len, depth) {
   const p = spos;
   const e = p + len;
   spos = e;
-  if (type > 3 && depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
+  if (type > 3 && type !== EXT.LATIN1 && depth > MAX_DEPTH) throw bad(`objects nested more than ${MAX_DEPTH} levels deep`);
   switch (type) {
     case 0: // UNDEFINED
       if (len !== 1 || src[p] !== 0) throw bad('bad UNDEFINED payload');
@@ -2322,6 +2354,13 @@ function readExt(len, depth) {
       return dv;
     }
     case 13: return readShared(p, len);
+    case 14: // LATIN1
+      if (len >= ZERO_COPY_MIN && externalString !== undefined) {
+        const s = externalString(src, p, e, true);
+        rememberRelayed(s, src, p, e, RELAY_LATIN1);
+        return s;
+      }
+      return src.latin1Slice(p, e);
     case 0xff: return readTimestamp(p, len);
     default:
       if (type >= 16 && type <= 27) return readTypedArray(type, p, len);

@@ -93,6 +93,18 @@ struct Hello {
   /// Whether the sender takes shared-memory values (PROTOCOL.md §4.6): absent means no.
   #[serde(default)]
   m: bool,
+  /// Whether the sender takes one-byte strings (ext `LATIN1`, PROTOCOL.md §5.2.5): absent means no.
+  #[serde(default)]
+  l: bool,
+}
+
+/// What the peer's handshake said it takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerTakes {
+  /// Shared-memory values (PROTOCOL.md §4.6).
+  pub shared: bool,
+  /// One-byte strings, ext `LATIN1`.
+  pub latin1: bool,
 }
 
 /// Why the incoming byte stream was refused. Each one closes the channel.
@@ -158,8 +170,9 @@ pub fn hello_frame(mode: Serialization) -> Vec<u8> {
     v: PROTOCOL_VERSION,
     s: mode.name().to_owned(),
     m: crate::shared::SUPPORTED,
+    l: true,
   })
-  .expect("a three-field struct always encodes");
+  .expect("a four-field struct always encodes");
   let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
   push_header(&mut frame, payload.len(), Kind::Hello);
   frame.extend_from_slice(&payload);
@@ -172,8 +185,8 @@ pub fn push_header(out: &mut Vec<u8>, len: usize, kind: Kind) {
   out.push(kind as u8);
 }
 
-/// Checks the peer's handshake; returns whether the peer takes shared-memory values.
-fn check_hello(payload: &[u8], mode: Serialization) -> Result<bool, FrameError> {
+/// Checks the peer's handshake; returns what the peer takes.
+fn check_hello(payload: &[u8], mode: Serialization) -> Result<PeerTakes, FrameError> {
   let hello: Hello = rmp_serde::from_slice(payload).map_err(|_| FrameError::BadHandshake)?;
   if hello.v != PROTOCOL_VERSION {
     return Err(FrameError::Version(hello.v));
@@ -181,7 +194,10 @@ fn check_hello(payload: &[u8], mode: Serialization) -> Result<bool, FrameError> 
   if Serialization::from_name(&hello.s) != Some(mode) {
     return Err(FrameError::Mode(hello.s));
   }
-  Ok(hello.m)
+  Ok(PeerTakes {
+    shared: hello.m,
+    latin1: hello.l,
+  })
 }
 
 /// Incremental validator of the incoming stream: finds where complete frames end, checks every header
@@ -190,7 +206,7 @@ pub struct Splitter {
   mode: Serialization,
   max_payload: u64,
   handshake_done: bool,
-  peer_shares: bool,
+  peer: PeerTakes,
 }
 
 /// What [`Splitter::scan`] found in a buffer.
@@ -211,13 +227,18 @@ impl Splitter {
       mode,
       max_payload,
       handshake_done: false,
-      peer_shares: false,
+      peer: PeerTakes::default(),
     }
   }
 
   /// Whether the peer's handshake, once read, said it takes shared-memory values.
   pub fn peer_shares(&self) -> bool {
-    self.peer_shares
+    self.peer.shared
+  }
+
+  /// Whether the peer's handshake, once read, said it takes one-byte strings (ext `LATIN1`).
+  pub fn peer_takes_latin1(&self) -> bool {
+    self.peer.latin1
   }
 
   /// Scans `buf`, which starts at a frame boundary.
@@ -269,7 +290,7 @@ impl Splitter {
         });
       }
       if kind == Kind::Hello {
-        self.peer_shares = check_hello(&rest[HEADER_LEN..total], self.mode)?;
+        self.peer = check_hello(&rest[HEADER_LEN..total], self.mode)?;
         self.handshake_done = true;
         handshake_len = total;
       }
@@ -344,6 +365,7 @@ mod tests {
       v: 7,
       s: "advanced".into(),
       m: false,
+      l: false,
     })
     .unwrap();
     let mut s = Splitter::new(Serialization::Advanced, 100);
@@ -361,6 +383,35 @@ mod tests {
       s.scan(&frame(1, b"\xc1garbage")),
       Err(FrameError::BadHandshake)
     );
+  }
+
+  #[test]
+  fn the_handshake_says_what_the_peer_takes() {
+    // Ours takes one-byte strings; shared memory where this platform has it.
+    let mut s = Splitter::new(Serialization::Advanced, 100);
+    assert!(
+      !s.peer_takes_latin1(),
+      "nothing is known before the handshake"
+    );
+    s.scan(&hello_frame(Serialization::Advanced)).unwrap();
+    assert!(s.peer_takes_latin1());
+    assert_eq!(s.peer_shares(), crate::shared::SUPPORTED);
+    // A peer that names neither key takes neither, and other keys are ignored.
+    #[derive(Serialize)]
+    struct Plain {
+      v: u32,
+      s: &'static str,
+      x: &'static str,
+    }
+    let plain = rmp_serde::to_vec_named(&Plain {
+      v: PROTOCOL_VERSION,
+      s: "advanced",
+      x: "y",
+    })
+    .unwrap();
+    let mut s = Splitter::new(Serialization::Advanced, 100);
+    s.scan(&frame(1, &plain)).unwrap();
+    assert_eq!((s.peer_shares(), s.peer_takes_latin1()), (false, false));
   }
 
   #[test]

@@ -1,5 +1,6 @@
 //! A reference implementation, in plain Rust, of the `'advanced'` value format of PROTOCOL.md §5.2:
-//! MessagePack plus the extension types 0–27 and the MessagePack timestamp (−1).
+//! MessagePack plus the extension types 0–12, 14 and 16–27 and the MessagePack timestamp (−1) (13, `SHARED`,
+//! needs the descriptors passed with a frame, so it is left to the channel).
 //!
 //! The production codec is `lib/codec.js`; this module exists to pin the format down independently of it.
 //! [`decode`] applies every rule of §5.2.1–§5.2.8 and [`encode`] writes the canonical (smallest) forms of
@@ -43,6 +44,7 @@ mod ext {
   pub const BOXED: i8 = 10;
   pub const ARRAYBUFFER: i8 = 11;
   pub const DATAVIEW: i8 = 12;
+  pub const LATIN1: i8 = 14;
   pub const TYPED_FIRST: i8 = 16;
   pub const TYPED_LAST: i8 = 27;
   pub const TIMESTAMP: i8 = -1;
@@ -644,6 +646,13 @@ impl<'a> Decoder<'a> {
             .collect(),
         ))
       }
+      ext::LATIN1 => {
+        // Any byte is a character: U+0000 to U+00FF.
+        self.pos += len;
+        Ok(Value::String(
+          payload.iter().map(|&b| u16::from(b)).collect(),
+        ))
+      }
       ext::DATE => {
         self.start_object(at, depth)?;
         if len != 8 {
@@ -724,7 +733,7 @@ impl<'a> Decoder<'a> {
     }
   }
 
-  /// A string, `str` or `STRING16`.
+  /// A string, `str`, `STRING16` or `LATIN1`.
   fn string(&mut self, depth: usize, what: &str) -> Result<Vec<u16>> {
     let at = self.pos;
     match self.value(depth)? {
@@ -1150,10 +1159,16 @@ fn write_bigint(out: &mut Vec<u8>, negative: bool, magnitude: &[u8]) {
   write_ext(out, ext::BIGINT, &payload);
 }
 
-/// A string: UTF-8 `str` if it is well-formed and either shorter than 4096 units or pure ASCII; else STRING16.
+/// A string: UTF-8 `str` if it is well-formed and either shorter than 4096 units or pure ASCII; else `LATIN1`
+/// if no unit is above U+00FF, else STRING16 (as native-ipc writes to a peer that takes `LATIN1`, §3).
 fn write_string(out: &mut Vec<u8>, units: &[u16]) {
   let ascii = units.iter().all(|&u| u < 0x80);
   let text = if units.len() >= 4096 && !ascii {
+    if units.iter().all(|&u| u <= 0xff) {
+      let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
+      write_ext(out, ext::LATIN1, &bytes);
+      return;
+    }
     None
   } else {
     String::from_utf16(units).ok()
@@ -1716,11 +1731,17 @@ mod tests {
       );
       assert_eq!(decode(&bytes).unwrap(), s(&text));
     }
-    // Long non-ASCII text travels as STRING16 from 4096 code units; ASCII stays UTF-8 at any length.
+    // Long non-ASCII text travels as LATIN1 from 4096 code units when none is above U+00FF, else as STRING16;
+    // ASCII stays UTF-8 at any length.
     let long = "é".repeat(4096);
     let bytes = encode(&s(&long));
-    assert_eq!(to_hex(&bytes[..4]), "c8200003");
+    assert_eq!(to_hex(&bytes[..5]), "c810000ee9");
+    assert_eq!(bytes.len(), 4 + 4096);
     assert_eq!(decode(&bytes).unwrap(), s(&long));
+    let beyond = format!("€{}", "é".repeat(4095));
+    let bytes = encode(&s(&beyond));
+    assert_eq!(to_hex(&bytes[..6]), "c8200003ac20");
+    assert_eq!(decode(&bytes).unwrap(), s(&beyond));
     let shorter = "é".repeat(4095);
     assert_eq!(encode(&s(&shorter))[0], 0xda);
     let ascii = "a".repeat(5000);
