@@ -34,6 +34,20 @@ const STRINGS = ['', 'a', 'héllo', '𝄞 clef', 'ß'.repeat(33), 'x'.repeat(300
 const NUMBERS = [0, -0, 1, -1, 127, 128, 255, 256, -33, 65535, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 53, 0.5, -1.25e-300, NaN, Infinity, -Infinity];
 
 /**
+ * A string of 4096 characters or more (the encoder's long-string forms: ASCII str, LATIN1, STRING16) drawn from
+ * ASCII, from ASCII and Latin-1, or from those with one character beyond U+00FF or a lone surrogate somewhere.
+ */
+const longString = ({int, pick}) => {
+  const length = 4096 + int(pick([8, 70_000]));
+  const top = pick([0x80, 0x100]);
+  const units = Array.from({length}, () => int(top));
+  if (pick([false, true])) units[int(length)] = pick([0x20ac, 0xd800, 0x100]);
+  let text = '';
+  for (let i = 0; i < length; i += 4096) text += String.fromCharCode(...units.slice(i, i + 4096));
+  return text;
+};
+
+/**
  * A random value of the structured-clone set, `depth` levels deep at most, sometimes with a cycle. (No invalid
  * Date: assert.deepStrictEqual never finds two of them equal; one is checked on its own below.)
  */
@@ -44,7 +58,7 @@ const randomValue = (random, depth = 4) => {
       () => pick(NUMBERS),
       () => (next() - 0.5) * 10 ** int(20),
       () => int(2 ** 31) - 2 ** 30,
-      () => pick(STRINGS),
+      () => (next() < 0.1 ? longString(random) : pick(STRINGS)),
       () => String.fromCharCode(...Array.from({length: int(20)}, () => int(0x10000))),
       () => BigInt(int(2 ** 31)) * BigInt(int(2 ** 31)) * (next() < 0.5 ? -1n : 1n),
       () => pick([true, false, null, undefined]),
@@ -131,8 +145,10 @@ const decodeOrRefuse = (decode, bytes, label) => {
   }
 };
 
-const encode = (encoder, value) => {
+/** `value` encoded for a peer that takes LATIN1 (as a native-ipc peer does) when `latin1`. */
+const encode = (encoder, value, latin1 = false) => {
   const writer = new codec.Writer(256);
+  writer.peerLatin1 = () => latin1;
   encoder(writer, value);
   return Buffer.from(writer.buf.subarray(0, writer.pos));
 };
@@ -155,7 +171,7 @@ test(`E32, D28: 3000 random structured-clone values round-trip; 9000 mutations o
   const random = makeRandom(SEED + 1);
   for (let i = 0; i < 3000; i++) {
     const value = randomValue(random);
-    const bytes = encode(codec.encodeAdvanced, value);
+    const bytes = encode(codec.encodeAdvanced, value, i % 2 === 0);
     assert.deepStrictEqual(codec.decodeAdvanced(bytes, 0, bytes.length), value, `case ${i}`);
     for (let m = 0; m < 3; m++) {
       decodeOrRefuse(codec.decodeAdvanced, mutate(random, bytes), `case ${i} mutation ${m}`);

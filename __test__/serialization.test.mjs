@@ -481,11 +481,12 @@ test('advanced: a strict send of a large binary arrives and is acknowledged', as
 
 // Long strings (64 KiB or more) are decoded as external strings over the received bytes where Node allows it:
 // they must keep those bytes alive and unchanged, through garbage collections and later messages.
-test('advanced: long ASCII and UTF-16 strings, at even and odd offsets, stay intact after GC and later messages', async () => {
+test('advanced: long ASCII, Latin-1 and UTF-16 strings, at even and odd offsets, stay intact after GC and later messages', async () => {
   const {gc, settleMemory} = await import('./fixtures/r-helpers.mjs');
   const ascii = 'native-ipc '.repeat(12000);                  // 132 KB, ASCII: latin1 external string
+  const latin1 = 'caf\u00e9 cr\u00e8me \u00ff'.repeat(10000);   // one byte per character, not ASCII: LATIN1
   const utf16 = 'wörld ✓ \ud800 '.repeat(8000);               // non-ASCII, lone surrogate: STRING16
-  const cases = [ascii, utf16, {odd: 'x', utf16}, {o: 'xx', utf16}, [ascii, ascii.slice(1)]];
+  const cases = [ascii, latin1, utf16, {odd: 'x', utf16}, {o: 'xx', utf16}, {odd: 'x', latin1}, [ascii, ascii.slice(1)], [latin1, latin1.slice(1)]];
   const subprocess = fork(fixture('echo.mjs'));
   const replies = [];
   for (const value of cases) {
