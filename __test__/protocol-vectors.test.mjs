@@ -36,13 +36,34 @@ const extHeader = (type, length) => {
 };
 const string16 = (text) => Buffer.concat([extHeader(3, text.length * 2), units(text)]);
 const latin1 = (text) => Buffer.concat([extHeader(14, text.length), Buffer.from(text, 'latin1')]);
+/** A str of the text's UTF-8 (str8 or str16). */
+const str = (text) => {
+  const bytes = Buffer.from(text);
+  return Buffer.concat([bytes.length < 0x100 ? Buffer.from([0xd9, bytes.length]) : Buffer.from([0xda, bytes.length >> 8, bytes.length & 0xff]), bytes]);
+};
 const generated = [
   // (The peer's handshake says it takes LATIN1; for one that does not, see the test further down.)
   {name: '4096 one-byte non-ASCII characters travel as LATIN1', bytes: latin1('\u00e9'.repeat(4096)), js: "'\\u00e9'.repeat(4096)"},
   {name: '4096 code units with one above U+00FF travel as STRING16', bytes: string16('\u20ac' + '\u00e9'.repeat(4095)), js: "'\\u20ac' + '\\u00e9'.repeat(4095)"},
   // Above the size the decoder makes an external string of, which this process relays as the bytes it got.
   {name: '70000 Latin-1 characters travel as LATIN1 (ext32)', bytes: latin1('\u00fd\u00fe\u00ff\u0000\u0080 '.repeat(14000)), js: "'\\u00fd\\u00fe\\u00ff\\u0000\\u0080 '.repeat(14000)"},
-  {name: '4095 non-ASCII code units travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x1f, 0xfe]), Buffer.from('\u00e9'.repeat(4095))]), js: "'\\u00e9'.repeat(4095)"},
+  // From 64 code units, text that is not ASCII: LATIN1 where one UTF-8 byte in 128 or more is beyond one per
+  // unit (and no character is above U+00FF), STRING16 where one in 8 is, else UTF-8 (as src/value.rs writes).
+  ...[
+    ["'\\u00e9'.repeat(4095)", 'latin1'],
+    ["'\\u00e9'.repeat(63)", 'str'],
+    ["'\\u00e9'.repeat(64)", 'latin1'],
+    ["'a'.repeat(127) + '\\u00e9'", 'latin1'],
+    ["'a'.repeat(128) + '\\u00e9'", 'str'],
+    ["'a'.repeat(63) + '\\u20ac'", 'str'],
+    ["'\\u20ac'.repeat(64)", 'string16'],
+    ["'a'.repeat(60) + '\\u20ac'.repeat(4)", 'string16'],
+    ["'a'.repeat(62) + '\\u20ac'.repeat(2)", 'str'],
+  ].map(([js, form]) => {
+    const text = evaluate(js);
+    const bytes = form === 'latin1' ? latin1(text) : form === 'string16' ? string16(text) : str(text);
+    return {name: `${js} travels as ${form}`, bytes, js};
+  }),
   {name: '5000 ASCII characters travel as str16', bytes: Buffer.concat([Buffer.from([0xda, 0x13, 0x88]), Buffer.from('a'.repeat(5000))]), js: "'a'.repeat(5000)"},
   {
     name: '1000 nested arrays',
@@ -134,14 +155,16 @@ test('valid and accepted vectors: the JS codec decodes each to its value and enc
   assert.deepEqual(problems, []);
 });
 
-test('a peer whose handshake does not say "l" gets long one-byte strings as STRING16 (or ASCII str), also one relayed from a LATIN1 value', async () => {
+test('a peer whose handshake does not say "l" gets no LATIN1: one-byte strings go as STRING16 or str, also one relayed from a LATIN1 value', async () => {
   // Long enough for the decoder to keep the bytes it arrived in, to send on as they are to a peer that takes them.
   const relayed = '\u00e9t\u00e9 '.repeat(17500);
   const cases = [
     [relayed, string16(relayed)],
     ['\u00e9'.repeat(5000), string16('\u00e9'.repeat(5000))],
-    ['\u00ff'.repeat(4095), Buffer.concat([Buffer.from([0xda, 0x1f, 0xfe]), Buffer.from('\u00ff'.repeat(4095))])],
-    ['a'.repeat(5000), Buffer.concat([Buffer.from([0xda, 0x13, 0x88]), Buffer.from('a'.repeat(5000))])],
+    ['\u00ff'.repeat(4095), string16('\u00ff'.repeat(4095))],
+    ['\u00e9'.repeat(64), string16('\u00e9'.repeat(64))],
+    ['a'.repeat(127) + '\u00e9', str('a'.repeat(127) + '\u00e9')],
+    ['a'.repeat(5000), str('a'.repeat(5000))],
   ];
   const subprocess = spawn(process.execPath, [fixturePath('v-raw-echo.cjs')], {ipc: true, stdio: ['pipe', 'pipe', 'inherit']});
   const output = collect(subprocess.stdout);

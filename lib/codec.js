@@ -16,11 +16,14 @@
  *   null, booleans    nil c0, false c2, true c3
  *   number            integer (and not -0) in [-2^31, 2^32): the smallest
  *                     int/uint format; anything else float 64 (cb)
- *   string            well-formed: str (fixstr/str8/16/32, UTF-8)
- *                     long (>= 4096 units), not pure ASCII, no character
+ *   string            well-formed: str (fixstr/str8/16/32, UTF-8), except:
+ *                     64 units or more, not pure ASCII, no character
  *                     above U+00FF, to a peer that takes it: ext 14 LATIN1
- *                     ill-formed (lone surrogates), or long and not one of
- *                     the above: ext 3 STRING16
+ *                     (below 4096 units, only with at least one UTF-8 byte
+ *                     in 128 beyond one per character);
+ *                     ill-formed (lone surrogates); 4096 units or more and
+ *                     not pure ASCII; or 64 or more with at least one UTF-8
+ *                     byte in 8 beyond one per character: ext 3 STRING16
  *   bigint            ext 2 BIGINT
  *   plain object      map, str keys (own enumerable string keys, in order)
  *   dense array       array (named non-index properties are not carried)
@@ -896,13 +899,18 @@ function strHeaderSize(n) {
   return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
+// A non-ASCII string from this many code units on may be written as LATIN1 or STRING16 rather than as UTF-8,
+// which V8 decodes at 0.1-0.3 GB/s where it is not ASCII (see encMidNonAscii).
+const MID_ONE_BYTE = 64;
+
 function encLongString(s) {
   const len = s.length;
   if (sharing(len) && IS_LE && shareString(s, len)) return;
   if (relayCount !== 0 && len >= ZERO_COPY_MIN && W.externalMin !== Infinity && relayed(s, len)) return;
-  // V8 decodes non-ASCII UTF-8 at ~100 MiB/s, but copies one-byte and UTF-16 text at memory speed: long text
+  // V8 decodes non-ASCII UTF-8 at 0.1-0.3 GB/s, but copies one-byte and UTF-16 text at memory speed: long text
   // goes one byte per character where it can, else as its UTF-16 code units (STRING16), which is also what
-  // carries lone surrogates (see encLongOneByte).
+  // carries lone surrogates (see encLongOneByte); shorter text that is not ASCII, likewise where that pays
+  // (encMidNonAscii).
   if (len >= 4096) {
     encLongOneByte(s, len);
     return;
@@ -911,21 +919,13 @@ function encLongString(s) {
     encString16(s);
     return;
   }
-  // Moderate strings: reserve the worst case (3 bytes per unit). Long ones:
-  // reserve for mostly-ASCII text and let utf8Write tell us if that was
-  // enough (it only writes whole characters, so if 4 bytes of room are left
-  // the whole string was written); otherwise measure exactly and redo.
-  let cap = len <= 8192 ? len * 3 : len + (len >>> 3) + 8;
-  let hs = strHeaderSize(cap);
+  // Reserve the worst case (3 bytes per unit): utf8Write then writes it whole, and says whether it is ASCII.
+  const cap = len * 3;
+  const hs = strHeaderSize(cap);
   if (opos + hs + cap > out.length) grow(hs + cap);
   const h = opos;
-  let n = out.utf8Write(s, h + hs, cap);
-  if (n > cap - 4 && cap < len * 3) {
-    cap = Buffer.byteLength(s, 'utf8');
-    hs = strHeaderSize(cap);
-    if (h + hs + cap > out.length) grow(hs + cap);
-    n = out.utf8Write(s, h + hs, cap);
-  }
+  const n = out.utf8Write(s, h + hs, cap);
+  if (n !== len && len >= MID_ONE_BYTE && encMidNonAscii(s, len, n)) return;
   const b = out;
   const hn = strHeaderSize(n);
   if (hn !== hs) b.copyWithin(h + hn, h + hs, h + hs + n);
@@ -937,6 +937,26 @@ function encLongString(s) {
     longStrHeader(b, h, n, hn);
   }
   opos = h + hn + n;
+}
+
+// A well-formed, non-ASCII string of MID_ONE_BYTE to 4095 code units, already written at opos (which has not
+// moved) as n bytes of UTF-8, of which n - len beyond one per character. Written again as LATIN1 when none of
+// its characters is above U+00FF and the peer takes that, else as STRING16 when at least one byte in eight is
+// beyond one per character; false (the UTF-8 stays) otherwise. The test for a character above U+00FF is
+// answered at once for a string V8 holds one byte per character, but scans a two-byte string up to its first
+// such character: it is left out for a string with fewer than one such byte in 128, which V8 decodes from
+// UTF-8 about as fast (mostly ASCII, as English text with an emoji or a typographic quote).
+function encMidNonAscii(s, len, n) {
+  const extra = n - len;
+  if (extra * 128 >= len && W.peerLatin1() && !BEYOND_ONE_BYTE.test(s)) {
+    extHeader(EXT.LATIN1, len);
+    out.latin1Write(s, opos, len);
+    opos += len;
+    return true;
+  }
+  if (extra * 8 < len) return false;
+  encString16(s);
+  return true;
 }
 
 // Values of SHARE_MIN bytes or more go through shared memory where the channel's peer takes it (the ext

@@ -1159,20 +1159,29 @@ fn write_bigint(out: &mut Vec<u8>, negative: bool, magnitude: &[u8]) {
   write_ext(out, ext::BIGINT, &payload);
 }
 
-/// A string: UTF-8 `str` if it is well-formed and either shorter than 4096 units or pure ASCII; else `LATIN1`
-/// if no unit is above U+00FF, else STRING16 (as native-ipc writes to a peer that takes `LATIN1`, §3).
+/// A string, as native-ipc writes it to a peer that takes `LATIN1` (§3): UTF-8 `str` when it is well-formed
+/// and ASCII, or shorter than 64 units; else, from 64 units, `LATIN1` when no unit is above U+00FF (below 4096
+/// units only when at least one UTF-8 byte in 128 is beyond one per unit), and `STRING16` when it is not
+/// well-formed, has 4096 units or more, or at least one UTF-8 byte in 8 beyond one per unit; else `str`.
 fn write_string(out: &mut Vec<u8>, units: &[u16]) {
+  let len = units.len();
+  let text = String::from_utf16(units).ok();
   let ascii = units.iter().all(|&u| u < 0x80);
-  let text = if units.len() >= 4096 && !ascii {
-    if units.iter().all(|&u| u <= 0xff) {
+  if !ascii && len >= 64 {
+    // UTF-8 bytes beyond one per unit (a surrogate pair: 4 bytes for 2 units).
+    let extra = text.as_ref().map_or(usize::MAX, |t| t.len() - len);
+    let one_byte = units.iter().all(|&u| u <= 0xff);
+    if one_byte && (len >= 4096 || extra.saturating_mul(128) >= len) {
       let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
       write_ext(out, ext::LATIN1, &bytes);
       return;
     }
-    None
-  } else {
-    String::from_utf16(units).ok()
-  };
+    if len >= 4096 || extra.saturating_mul(8) >= len {
+      let payload: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+      write_ext(out, ext::STRING16, &payload);
+      return;
+    }
+  }
   match text {
     Some(text) => {
       if text.len() < 32 {
@@ -1742,8 +1751,28 @@ mod tests {
     let bytes = encode(&s(&beyond));
     assert_eq!(to_hex(&bytes[..6]), "c8200003ac20");
     assert_eq!(decode(&bytes).unwrap(), s(&beyond));
-    let shorter = "é".repeat(4095);
-    assert_eq!(encode(&s(&shorter))[0], 0xda);
+    // From 64 code units, shorter non-ASCII text: LATIN1 where one UTF-8 byte in 128 or more is beyond one per
+    // unit, STRING16 where one in 8 is, else UTF-8.
+    for (text, header) in [
+      ("é".repeat(4095), "c8 0fff 0e"),
+      ("é".repeat(63), "d9 7e"),
+      ("é".repeat(64), "c7 40 0e"),
+      (format!("{}é", "a".repeat(127)), "c7 80 0e"),
+      (format!("{}é", "a".repeat(128)), "d9 82"),
+      (format!("{}€", "a".repeat(63)), "d9 42"),
+      ("€".repeat(64), "c7 80 03"),
+      (format!("{}€", "a".repeat(47)), "d9 32"),
+      (format!("{}€€", "a".repeat(62)), "d9 44"),
+      (format!("{}€€€€", "a".repeat(60)), "c7 80 03"),
+    ] {
+      let bytes = encode(&s(&text));
+      assert_eq!(
+        to_hex(&bytes[..hex(header).len()]),
+        to_hex(&hex(header)),
+        "{text}"
+      );
+      assert_eq!(decode(&bytes).unwrap(), s(&text));
+    }
     let ascii = "a".repeat(5000);
     assert_eq!(encode(&s(&ascii))[0], 0xda);
     // A well-formed surrogate pair is UTF-8; a lone or reversed one is STRING16.
