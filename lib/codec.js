@@ -8,7 +8,7 @@
  *   'advanced' - MessagePack with extension types, covering the structured
  *                clone set (structuredClone() is the reference behaviour).
  *
- * The full specification is PROTOCOL-values.md. Summary of the 'advanced'
+ * The full specification is PROTOCOL.md, section 5. Summary of the 'advanced'
  * mapping (all multi-byte integers are big-endian, as in MessagePack, except
  * the element bytes of typed arrays, which are little-endian):
  *
@@ -822,10 +822,10 @@ function longStrHeader(b, h, n, hs) {
 // RELAY_SLOTS: [string, its bytes, their form] each. The forms: RELAY_ONE_BYTE, ASCII in a frame (see
 // decodeLongString); RELAY_LATIN1, one byte per character, ASCII or not (a LATIN1 value, or the one-byte form
 // of a shared value); RELAY_QUOTED, a JSON string's text with its quotes; RELAY_UTF16, the UTF-16 code units of
-// a shared value (STRING16). An echo or a relay that sends one on writes
-// those bytes (an external part the channel lends to Rust, or the same file for a shared value) instead of
-// encoding the string again, and the sending side keeps no copy of what the kernel did not take yet. Forgotten at
-// setImmediate, so that they never keep a frame or a mapping alive for long.
+// a shared value (STRING16). An echo or a relay that sends one on writes those bytes (an external part the
+// channel lends to Rust, or the same file for a shared value) instead of encoding the string again, and the
+// sending side keeps no copy of what the kernel did not take yet. Forgotten at setImmediate, so that they never
+// keep a frame or a mapping alive for long.
 const RELAY_SLOTS = 4;
 const RELAY_ONE_BYTE = 0;
 const RELAY_QUOTED = 1;

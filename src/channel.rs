@@ -524,7 +524,7 @@ impl NativeChannel {
   }
 
   /// Whether the peer's handshake has arrived and said that it takes one-byte strings (ext `LATIN1`,
-  /// PROTOCOL.md §5.2.5). False until then: the encoder writes such strings as `STRING16` meanwhile.
+  /// PROTOCOL.md §5.2.5). False until then: the encoder writes such strings as `STRING16` or UTF-8 meanwhile.
   #[napi(getter)]
   pub fn peer_takes_latin1(&self) -> bool {
     self.state.borrow().splitter.peer_takes_latin1()
