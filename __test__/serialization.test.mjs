@@ -512,7 +512,8 @@ for (const serialization of ['advanced', 'json']) test(`${serialization}: long s
   // behind it otherwise.
   const MiB = 1024 * 1024;
   const big = (c) => c.repeat(6 * MiB - 1) + '!';
-  const cases = [big('a'), 'small', {last: big('b')}, {first: big('c'), n: 2}, [big('d'), big('d')], big('e')];
+  // Latin-1 text as well: LATIN1 values in 'advanced' mode, UTF-8 in JSON text.
+  const cases = [big('a'), 'small', {last: big('b')}, {first: big('c'), n: 2}, [big('d'), big('d')], big('e'), big('\u00e9'), {last: big('\u00fc')}];
   const subprocess = fork(fixture('relay.mjs'), [], {serialization});
   const replies = [];
   const iterator = subprocess.getEachMessage()[Symbol.asyncIterator]();
