@@ -945,10 +945,11 @@ function encLongString(s) {
 // beyond one per character; false (the UTF-8 stays) otherwise. The test for a character above U+00FF is
 // answered at once for a string V8 holds one byte per character, but scans a two-byte string up to its first
 // such character: it is left out for a string with fewer than one such byte in 128, which V8 decodes from
-// UTF-8 about as fast (mostly ASCII, as English text with an emoji or a typographic quote).
+// UTF-8 about as fast (mostly ASCII, as English text with an emoji or a typographic quote), and for one whose
+// last character is such a one (an emoji at the end), which it would scan whole.
 function encMidNonAscii(s, len, n) {
   const extra = n - len;
-  if (extra * 128 >= len && W.peerLatin1() && !BEYOND_ONE_BYTE.test(s)) {
+  if (extra * 128 >= len && s.charCodeAt(len - 1) <= 0xff && W.peerLatin1() && !BEYOND_ONE_BYTE.test(s)) {
     extHeader(EXT.LATIN1, len);
     out.latin1Write(s, opos, len);
     opos += len;
