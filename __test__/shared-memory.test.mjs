@@ -153,8 +153,7 @@ test('a shared Latin-1 string sent on to a peer that takes no shared memory goes
     // The echo arrives as the file the child received; sent on in the turn it arrived in, the parent still
     // has that file's bytes for it.
     const {value} = await echo(sent);
-    const sending = peer.sendMessage(value);
-    await sending;
+    await peer.sendMessage(value);
     peer.disconnect();
     const lines = (await output.end).trim().split('\n');
     assert.equal((await peer).exitCode, 0);
