@@ -47,11 +47,12 @@ const generated = [
   {name: '4096 code units with one above U+00FF travel as STRING16', bytes: string16('\u20ac' + '\u00e9'.repeat(4095)), js: "'\\u20ac' + '\\u00e9'.repeat(4095)"},
   // Above the size the decoder makes an external string of, which this process relays as the bytes it got.
   {name: '70000 Latin-1 characters travel as LATIN1 (ext32)', bytes: latin1('\u00fd\u00fe\u00ff\u0000\u0080 '.repeat(14000)), js: "'\\u00fd\\u00fe\\u00ff\\u0000\\u0080 '.repeat(14000)"},
-  // From 64 code units, text that is not ASCII: LATIN1 where one UTF-8 byte in 128 or more is beyond one per
-  // unit (and no character is above U+00FF), STRING16 where one in 8 is, else UTF-8 (as src/value.rs writes).
+  // From 64 code units (32 with two UTF-8 bytes or more per unit), text that is not ASCII: LATIN1 where one UTF-8
+  // byte in 128 or more is beyond one per unit (and no character is above U+00FF), STRING16 where one in 8 is,
+  // else UTF-8 (as src/value.rs writes).
   ...[
     ["'\\u00e9'.repeat(4095)", 'latin1'],
-    ["'\\u00e9'.repeat(63)", 'str'],
+    ["'\\u00e9'.repeat(63)", 'latin1'],
     ["'\\u00e9'.repeat(64)", 'latin1'],
     ["'a'.repeat(127) + '\\u00e9'", 'latin1'],
     ["'a'.repeat(128) + '\\u00e9'", 'str'],
@@ -59,6 +60,13 @@ const generated = [
     ["'\\u20ac'.repeat(64)", 'string16'],
     ["'a'.repeat(60) + '\\u20ac'.repeat(4)", 'string16'],
     ["'a'.repeat(62) + '\\u20ac'.repeat(2)", 'str'],
+    // From 32 code units, text with two UTF-8 bytes or more per code unit.
+    ["'\\u20ac'.repeat(32)", 'string16'],
+    ["'\\u20ac'.repeat(31)", 'str'],
+    ["'a'.repeat(16) + '\\u20ac'.repeat(16)", 'string16'],
+    ["'a'.repeat(17) + '\\u20ac'.repeat(15)", 'str'],
+    ["'\\u00e9'.repeat(32)", 'latin1'],
+    ["'\\u00e9'.repeat(31)", 'str'],
   ].map(([js, form]) => {
     const text = evaluate(js);
     const bytes = form === 'latin1' ? latin1(text) : form === 'string16' ? string16(text) : str(text);

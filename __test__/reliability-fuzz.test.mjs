@@ -34,12 +34,12 @@ const STRINGS = ['', 'a', 'héllo', '𝄞 clef', 'ß'.repeat(33), 'x'.repeat(300
 const NUMBERS = [0, -0, 1, -1, 127, 128, 255, 256, -33, 65535, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 53, 0.5, -1.25e-300, NaN, Infinity, -Infinity];
 
 /**
- * A string of 64 characters or more (the encoder's forms for them: str, LATIN1, STRING16, by length and by how
+ * A string of 32 characters or more (the encoder's forms for them: str, LATIN1, STRING16, by length and by how
  * many characters are not ASCII) drawn from ASCII, from ASCII and Latin-1, or from those with one character beyond
  * U+00FF or a lone surrogate somewhere.
  */
 const longString = ({int, pick}) => {
-  const length = pick([64 + int(4032), 4096 + int(pick([8, 70_000]))]);
+  const length = pick([32 + int(4064), 4096 + int(pick([8, 70_000]))]);
   // Characters from U+0080 to U+00FF: none, rare, some or half of them.
   const every = pick([0, 300, 20, 2]);
   const units = Array.from({length}, () => (every !== 0 && int(every) === 0 ? 0x80 + int(0x80) : int(0x80)));

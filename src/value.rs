@@ -1160,16 +1160,18 @@ fn write_bigint(out: &mut Vec<u8>, negative: bool, magnitude: &[u8]) {
 }
 
 /// A string, as native-ipc writes it to a peer that takes `LATIN1` (§3): UTF-8 `str` when it is well-formed
-/// and ASCII, or shorter than 64 units; else, from 64 units, `LATIN1` when no unit is above U+00FF (below 4096
-/// units only when at least one UTF-8 byte in 128 is beyond one per unit), and `STRING16` when it is not
-/// well-formed, has 4096 units or more, or at least one UTF-8 byte in 8 beyond one per unit; else `str`.
+/// and either ASCII, shorter than 32 units, or shorter than 64 with fewer UTF-8 bytes than two per unit; else
+/// `LATIN1` when no unit is above U+00FF (below 4096 units only when at least one UTF-8 byte in 128 is beyond
+/// one per unit), and `STRING16` when it is not well-formed, has 4096 units or more, or at least one UTF-8 byte in
+/// 8 beyond one per unit; else `str`.
 fn write_string(out: &mut Vec<u8>, units: &[u16]) {
   let len = units.len();
   let text = String::from_utf16(units).ok();
   let ascii = units.iter().all(|&u| u < 0x80);
-  if !ascii && len >= 64 {
-    // UTF-8 bytes beyond one per unit (a surrogate pair: 4 bytes for 2 units).
-    let extra = text.as_ref().map_or(usize::MAX, |t| t.len() - len);
+  // UTF-8 bytes beyond one per unit (a surrogate pair: 4 bytes for 2 units); any for a string that is not
+  // well-formed.
+  let extra = text.as_ref().map_or(usize::MAX, |t| t.len() - len);
+  if !ascii && (len >= 64 || (len >= 32 && extra >= len)) {
     let one_byte = units.iter().all(|&u| u <= 0xff);
     if one_byte && (len >= 4096 || extra.saturating_mul(128) >= len) {
       let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
@@ -1751,11 +1753,11 @@ mod tests {
     let bytes = encode(&s(&beyond));
     assert_eq!(to_hex(&bytes[..6]), "c8200003ac20");
     assert_eq!(decode(&bytes).unwrap(), s(&beyond));
-    // From 64 code units, shorter non-ASCII text: LATIN1 where one UTF-8 byte in 128 or more is beyond one per
-    // unit, STRING16 where one in 8 is, else UTF-8.
+    // From 64 code units (32 with two UTF-8 bytes or more per unit), shorter non-ASCII text: LATIN1 where one
+    // UTF-8 byte in 128 or more is beyond one per unit, STRING16 where one in 8 is, else UTF-8.
     for (text, header) in [
       ("é".repeat(4095), "c8 0fff 0e"),
-      ("é".repeat(63), "d9 7e"),
+      ("é".repeat(63), "c7 3f 0e"),
       ("é".repeat(64), "c7 40 0e"),
       (format!("{}é", "a".repeat(127)), "c7 80 0e"),
       (format!("{}é", "a".repeat(128)), "d9 82"),
@@ -1763,6 +1765,13 @@ mod tests {
       ("€".repeat(64), "c7 80 03"),
       (format!("{}€", "a".repeat(47)), "d9 32"),
       (format!("{}€€", "a".repeat(62)), "d9 44"),
+      // From 32 code units, text with two UTF-8 bytes or more per unit.
+      ("€".repeat(32), "c7 40 03"),
+      ("€".repeat(31), "d9 5d"),
+      (format!("{}{}", "a".repeat(16), "€".repeat(16)), "c7 40 03"),
+      (format!("{}{}", "a".repeat(17), "€".repeat(15)), "d9 3e"),
+      ("é".repeat(32), "c7 20 0e"),
+      ("é".repeat(31), "d9 3e"),
       (format!("{}€€€€", "a".repeat(60)), "c7 80 03"),
     ] {
       let bytes = encode(&s(&text));
