@@ -17,13 +17,15 @@
  *   number            integer (and not -0) in [-2^31, 2^32): the smallest
  *                     int/uint format; anything else float 64 (cb)
  *   string            well-formed: str (fixstr/str8/16/32, UTF-8), except:
- *                     64 units or more, not pure ASCII, no character
- *                     above U+00FF, to a peer that takes it: ext 14 LATIN1
+ *                     64 units or more (32 with two UTF-8 bytes or more
+ *                     per unit), not pure ASCII, no character above
+ *                     U+00FF, to a peer that takes it: ext 14 LATIN1
  *                     (below 4096 units, only with at least one UTF-8 byte
  *                     in 128 beyond one per character);
  *                     ill-formed (lone surrogates); 4096 units or more and
- *                     not pure ASCII; or 64 or more with at least one UTF-8
- *                     byte in 8 beyond one per character: ext 3 STRING16
+ *                     not pure ASCII; or 64 or more (32 or more, as above)
+ *                     with at least one UTF-8 byte in 8 beyond one per
+ *                     character: ext 3 STRING16
  *   bigint            ext 2 BIGINT
  *   plain object      map, str keys (own enumerable string keys, in order)
  *   dense array       array (named non-index properties are not carried)
