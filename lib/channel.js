@@ -129,7 +129,7 @@ class Channel {
     this.writer.onLargeBuffer = adviseHugePages;
     // Asked only for values large enough to share (see shareCopy in codec.js), never per small message.
     this.writer.peerHolds = () => this.sharedSent !== this.sharedTaken;
-    // Whether the peer takes one-byte strings (LATIN1): asked of Rust, only for strings of 64 code units or more
+    // Whether the peer takes one-byte strings (LATIN1): asked of Rust, only for strings of 32 code units or more
     // that are not ASCII, until the peer's handshake has said yes.
     this.peerLatin1 = false;
     this.writer.peerLatin1 = () => (this.peerLatin1 ||= this.native !== undefined && this.native.peerTakesLatin1);
