@@ -918,6 +918,12 @@ function encLongString(s) {
     encLongOneByte(s, len);
     return;
   }
+  // Text that starts with a character of three UTF-8 bytes (CJK) is looked at from its start: once it is seen to
+  // be STRING16 (encMidNonAscii), it is written so without the UTF-8 that would only tell as much.
+  if (s.charCodeAt(0) >= 0x800 && denseFromStart(s, len)) {
+    encString16(s);
+    return;
+  }
   if (!s.isWellFormed()) {
     encString16(s);
     return;
@@ -940,6 +946,21 @@ function encLongString(s) {
     longStrHeader(b, h, n, hn);
   }
   opos = h + hn + n;
+}
+
+// Whether the UTF-8 of s (SHORT_STR to 4095 code units, its first character above U+00FF) has so many bytes beyond
+// one per code unit that encMidNonAscii writes it as STRING16: one in eight from MID_ONE_BYTE code units, one per
+// code unit below. Counted from the start, and true as soon as the part counted has them: CJK text is known
+// after a sixteenth of its length. (A lone surrogate counts as one: such a string goes as STRING16 anyway.)
+function denseFromStart(s, len) {
+  const need = len >= MID_ONE_BYTE ? (len + 7) >>> 3 : len;
+  let extra = 0;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    extra += c < 0x80 ? 0 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
+    if (extra >= need) return true;
+  }
+  return false;
 }
 
 // A well-formed, non-ASCII string of MID_ONE_BYTE to 4095 code units (or from SHORT_STR, with two UTF-8 bytes or
