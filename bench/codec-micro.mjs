@@ -52,6 +52,9 @@ const cases = [
   ['small {k,i,payload}', { k: 't', i: 12345, payload: 'hello world' }],
   ['1 KiB object', kib1Object()],
   ['100 numbers', Array.from({ length: 100 }, (_, i) => (i % 2 ? i * 0.5 + 0.25 : i * 1000))],
+  // Text that is not ASCII: a string that V8 holds one byte per character (Latin-1) and one it holds as UTF-16.
+  ['1 KiB of German text', { k: 'text', text: 'Die Stra\u00dfe f\u00fchrt \u00fcber den Fluss nach Norden. '.repeat(24).slice(0, 1024) }],
+  ['1 KiB of Japanese text', { k: 'text', text: '\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3067\u3059\u3002'.repeat(94).slice(0, 1024) }],
   ['16 MiB Buffer', Buffer.alloc(16 * 1024 * 1024, 0x61)],
   ['16 MiB string', 'abcdefghijklmnop'.repeat(1024 * 1024)],
 ];
@@ -105,6 +108,8 @@ function ratio(a, b) {
 }
 
 const writer = new codec.Writer();
+// As a channel whose peer is native-ipc: it takes one-byte strings (LATIN1).
+writer.peerLatin1 = () => true;
 let sink = 0;
 
 console.log(`node ${process.version}, ${process.arch}; ns/op, best of rounds${QUICK ? ' (quick)' : ''}\n`);
