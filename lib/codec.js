@@ -966,11 +966,11 @@ function denseFromStart(s, len) {
 // A well-formed, non-ASCII string of MID_ONE_BYTE to 4095 code units (or from SHORT_STR, with two UTF-8 bytes or
 // more per code unit), already written at opos (which has not moved) as n bytes of UTF-8, of which n - len beyond
 // one per character. Written again as LATIN1 when none of its characters is above U+00FF and the peer takes that,
-// else as STRING16 when at least one byte in eight is beyond one per character; false (the UTF-8 stays) otherwise. The test for a character above U+00FF is
-// answered at once for a string V8 holds one byte per character, but scans a two-byte string up to its first
-// such character: it is left out for a string with fewer than one such byte in 128, which V8 decodes from
-// UTF-8 about as fast (mostly ASCII, as English text with an emoji or a typographic quote), and for one whose
-// last character is such a one (an emoji at the end), which it would scan whole.
+// else as STRING16 when at least one byte in eight is beyond one per character; false (the UTF-8 stays) otherwise.
+// The test for a character above U+00FF is answered at once for a string V8 holds one byte per character, but scans
+// a two-byte string up to its first such character: it is left out for a string with fewer than one such byte in
+// 128, which V8 decodes from UTF-8 about as fast (mostly ASCII, as English text with an emoji or a typographic
+// quote), and for one whose last character is such a one (an emoji at the end), which it would scan whole.
 function encMidNonAscii(s, len, n) {
   const extra = n - len;
   if (extra * 128 >= len && s.charCodeAt(len - 1) <= 0xff && W.peerLatin1() && !BEYOND_ONE_BYTE.test(s)) {
