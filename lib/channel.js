@@ -130,9 +130,17 @@ class Channel {
     // Asked only for values large enough to share (see shareCopy in codec.js), never per small message.
     this.writer.peerHolds = () => this.sharedSent !== this.sharedTaken;
     // Whether the peer takes one-byte strings (LATIN1): asked of Rust, only for strings of 32 code units or more
-    // that are not ASCII, until the peer's handshake has said yes.
-    this.peerLatin1 = false;
-    this.writer.peerLatin1 = () => (this.peerLatin1 ||= this.native !== undefined && this.native.peerTakesLatin1);
+    // that are not ASCII, until the peer's handshake has arrived (undefined until then).
+    this.peerLatin1 = undefined;
+    this.writer.peerLatin1 = () => {
+      if (this.peerLatin1 === undefined && this.native !== undefined) {
+        const takes = this.native.peerTakesLatin1;
+        if (typeof takes === 'boolean') {
+          this.peerLatin1 = takes;
+        }
+      }
+      return this.peerLatin1 === true;
+    };
     // Large binaries go to the kernel straight from the sender's memory (see flush()).
     this.writer.externalMin = FLUSH_BYTES;
     // A large writer buffer lent to Rust (flush()), to be taken back once written.

@@ -523,11 +523,14 @@ impl NativeChannel {
     }
   }
 
-  /// Whether the peer's handshake has arrived and said that it takes one-byte strings (ext `LATIN1`,
-  /// PROTOCOL.md §5.2.5). False until then: the encoder writes such strings as `STRING16` or UTF-8 meanwhile.
+  /// Whether the peer's handshake said that it takes one-byte strings (ext `LATIN1`, PROTOCOL.md §5.2.5); null
+  /// until it has arrived (the encoder writes such strings as `STRING16` or UTF-8 meanwhile).
   #[napi(getter)]
-  pub fn peer_takes_latin1(&self) -> bool {
-    self.state.borrow().splitter.peer_takes_latin1()
+  pub fn peer_takes_latin1(&self) -> Option<bool> {
+    let s = self.state.borrow();
+    s.splitter
+      .handshake_done()
+      .then(|| s.splitter.peer_takes_latin1())
   }
 
   /// Whether a Buffer given to `writeOwned` is still being written from.

@@ -241,6 +241,11 @@ impl Splitter {
     self.peer.latin1
   }
 
+  /// Whether the peer's handshake has been read.
+  pub fn handshake_done(&self) -> bool {
+    self.handshake_done
+  }
+
   /// Scans `buf`, which starts at a frame boundary.
   pub fn scan(&mut self, buf: &[u8]) -> Result<Scan, FrameError> {
     let mut pos = 0;
@@ -390,11 +395,11 @@ mod tests {
     // Ours takes one-byte strings; shared memory where this platform has it.
     let mut s = Splitter::new(Serialization::Advanced, 100);
     assert!(
-      !s.peer_takes_latin1(),
+      !s.peer_takes_latin1() && !s.handshake_done(),
       "nothing is known before the handshake"
     );
     s.scan(&hello_frame(Serialization::Advanced)).unwrap();
-    assert!(s.peer_takes_latin1());
+    assert!(s.peer_takes_latin1() && s.handshake_done());
     assert_eq!(s.peer_shares(), crate::shared::SUPPORTED);
     // A peer that names neither key takes neither, and other keys are ignored.
     #[derive(Serialize)]
