@@ -205,6 +205,9 @@ const TEXTS = [
   `"${'a'.repeat(300)}\\n${'b'.repeat(300)}"`,
   `"${'long '.repeat(20_000)}"`,
   `"${'x'.repeat(70_000)}\\t${'\u00e9'.repeat(40_000)}"`,
+  // Text that starts with a character of three UTF-8 bytes, from 256 bytes read by the addon: CJK, an astral
+  // character, Latin-1 and ASCII after it, and a BOM.
+  `["${'\u65e5\u672c\u8a9e\u306e\u6587\u7ae0\u3002'.repeat(40)}", "${'\u3042'.repeat(85)}\ud83d\ude80 caf\u00e9 ok", "\ufeff${'\u4e2d'.repeat(100)}"]`,
   '-0', '-0.0', '0', '1E5', '1e+5', '1e-5', '1.5e-3', '-12.75', '1e400', '-1e400', '1e-400', '123456789012345678901',
   '9007199254740993', '-9007199254740993', '5e-324', '2.2250738585072014e-308', '0.1', '0.30000000000000004', '123456789012345',
   '1234567890123456', '4.35', '1e22', '1e23', '12e-22', '1.0', '100',
@@ -254,6 +257,11 @@ test('json: malformed texts are refused with ERR_IPC_BAD_PAYLOAD and JSON.parse\
     [Buffer.from([0x22, 0x61, 0xff, 0x22]), 'string is not valid UTF-8'],
     [Buffer.concat([Buffer.from('{"key\u00e9":'), Buffer.from([0xc3]), Buffer.from('"}')]), 'string is not valid UTF-8'],
     [Buffer.concat([Buffer.from(`["${'a'.repeat(400)}`), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"]')]), 'string is not valid UTF-8'],
+    // From 256 bytes, text that starts with a character of three bytes is read by the addon: cut, lone, overlong.
+    ...[[0xe6, 0x97], [0x80], [0xc0, 0xaf]].map((bad) => [
+      Buffer.concat([Buffer.from(`"${'\u65e5'.repeat(100)}`), Buffer.from(bad), Buffer.from('"')]),
+      'string is not valid UTF-8',
+    ]),
   ];
   const problems = [];
   await Promise.all(cases.map(async ([bytes, message]) => {

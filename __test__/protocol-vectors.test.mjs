@@ -45,6 +45,8 @@ const generated = [
   // (The peer's handshake says it takes LATIN1; for one that does not, see the test further down.)
   {name: '4096 one-byte non-ASCII characters travel as LATIN1', bytes: latin1('\u00e9'.repeat(4096)), js: "'\\u00e9'.repeat(4096)"},
   {name: '4096 code units with one above U+00FF travel as STRING16', bytes: string16('\u20ac' + '\u00e9'.repeat(4095)), js: "'\\u20ac' + '\\u00e9'.repeat(4095)"},
+  // UTF-8 from 256 bytes that starts with a character of three bytes is read by the addon (decodeUtf8).
+  {name: '120 CJK characters as a str decode (the encoder writes STRING16)', bytes: str('\u65e5\u672c\u8a9e'.repeat(40)), canonical: string16('\u65e5\u672c\u8a9e'.repeat(40)), js: "'\\u65e5\\u672c\\u8a9e'.repeat(40)"},
   // Above the size the decoder makes an external string of, which this process relays as the bytes it got.
   {name: '70000 Latin-1 characters travel as LATIN1 (ext32)', bytes: latin1('\u00fd\u00fe\u00ff\u0000\u0080 '.repeat(14000)), js: "'\\u00fd\\u00fe\\u00ff\\u0000\\u0080 '.repeat(14000)"},
   // From 64 code units (32 with two UTF-8 bytes or more per unit), text that is not ASCII: LATIN1 where one UTF-8
@@ -218,6 +220,13 @@ const expectBadPayload = async (payload) => {
 
 test('reject vectors: the JS codec refuses each with ERR_IPC_BAD_PAYLOAD, closing the channel after the valid frames', async () => {
   const problems = [];
+  // And UTF-8 from 256 bytes that starts with a character of three bytes (read by the addon) cut, with a lone
+  // continuation byte, or with an overlong form.
+  for (const bad of [[0xe6, 0x97], [0x80], [0xc0, 0xaf]]) {
+    const bytes = Buffer.concat([Buffer.from('\u65e5'.repeat(100)), Buffer.from(bad)]);
+    const payload = Buffer.concat([Buffer.from([0xda, bytes.length >> 8, bytes.length & 0xff]), bytes]);
+    for (const problem of await expectBadPayload(payload)) problems.push(`a CJK str ending in ${Buffer.from(bad).toString('hex')}: ${problem}`);
+  }
   for (const v of vectors.filter((v) => v.kind === 'reject' || v.kind === 'reject-js')) {
     for (const problem of await expectBadPayload(v.bytes)) problems.push(`${v.name} (${v.bytes.toString('hex')}): ${problem}`);
   }
