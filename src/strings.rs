@@ -405,26 +405,15 @@ fn escape_backward(bytes: &mut [u8], n: usize) -> bool {
   write == 0
 }
 
-/// The characters of valid UTF-8: one byte each when none is above U+00FF, else UTF-16 code units.
-pub(crate) enum Transcoded {
-  Latin1(Vec<u8>),
-  Utf16(Vec<u16>),
-}
-
-/// `bytes` transcoded (see `Transcoded`); None where they are not UTF-8.
-pub(crate) fn transcode_utf8(bytes: &[u8]) -> Option<Transcoded> {
-  let text = std::str::from_utf8(bytes).ok()?;
-  // Every character above U+00FF starts with a byte from 0xc4 up; U+0080 to U+00FF start with 0xc2 or 0xc3.
-  Some(if bytes.iter().all(|&b| b < 0xc4) {
-    Transcoded::Latin1(text.chars().map(|c| c as u8).collect())
-  } else {
-    Transcoded::Utf16(text.encode_utf16().collect())
-  })
+/// The UTF-16 code units of `bytes`, or None where they are not UTF-8.
+pub(crate) fn utf8_to_utf16(bytes: &[u8]) -> Option<Vec<u16>> {
+  Some(std::str::from_utf8(bytes).ok()?.encode_utf16().collect())
 }
 
 /// The string the UTF-8 in `[start, end)` of `buffer` holds, or undefined where those bytes are not UTF-8. V8
 /// reads UTF-8 that is not ASCII at 0.1-0.3 GB/s; this transcodes it here (CJK text 3-4 times as fast from ~300
-/// bytes) and hands V8 one-byte or UTF-16 text, which it copies.
+/// bytes) and hands V8 UTF-16 code units, which it copies. (The codec asks only for text that starts with a
+/// character of three bytes or more, which a one-byte string could not hold.)
 #[napi(catch_unwind)]
 pub fn decode_utf8<'env>(
   env: &'env Env,
@@ -435,17 +424,11 @@ pub fn decode_utf8<'env>(
   let bytes = buffer_range(env, &buffer, start, end, "decodeUtf8")?;
   let raw_env = env.raw();
   let mut result = ptr::null_mut();
-  // SAFETY: N-API calls on the current env; each pointer and length describe a live vector.
+  // SAFETY: N-API calls on the current env; the pointer and length describe a live vector.
   let status = unsafe {
-    match transcode_utf8(bytes) {
+    match utf8_to_utf16(bytes) {
       None => sys::napi_get_undefined(raw_env, &mut result),
-      Some(Transcoded::Latin1(text)) => sys::napi_create_string_latin1(
-        raw_env,
-        text.as_ptr().cast(),
-        text.len() as isize,
-        &mut result,
-      ),
-      Some(Transcoded::Utf16(units)) => {
+      Some(units) => {
         sys::napi_create_string_utf16(raw_env, units.as_ptr(), units.len() as isize, &mut result)
       }
     }
@@ -461,7 +444,7 @@ pub fn decode_utf8<'env>(
 
 #[cfg(test)]
 mod tests {
-  use super::{escape_backward, json_plain_len, json_string_len, transcode_utf8, Transcoded};
+  use super::{escape_backward, json_plain_len, json_string_len, utf8_to_utf16};
 
   #[test]
   fn json_string_len_skips_escapes_and_stops_at_what_ends_a_string() {
@@ -519,26 +502,17 @@ mod tests {
   }
 
   #[test]
-  fn transcodes_utf8_to_one_byte_or_utf16_text_and_refuses_the_rest() {
-    match transcode_utf8("café €".as_bytes()) {
-      Some(Transcoded::Utf16(units)) => {
-        assert_eq!(units, "café €".encode_utf16().collect::<Vec<_>>())
-      }
-      _ => panic!("a euro sign is above U+00FF"),
-    }
-    match transcode_utf8("caf\u{e9} \u{ff}".as_bytes()) {
-      Some(Transcoded::Latin1(bytes)) => assert_eq!(bytes, b"caf\xe9 \xff"),
-      _ => panic!("every character is at most U+00FF"),
-    }
-    match transcode_utf8("日本 🚀".as_bytes()) {
-      Some(Transcoded::Utf16(units)) => {
-        assert_eq!(units, "日本 🚀".encode_utf16().collect::<Vec<_>>())
-      }
-      _ => panic!("CJK and an astral character"),
+  fn utf8_to_utf16_transcodes_valid_utf8_and_refuses_the_rest() {
+    for text in ["日本 🚀", "café €", "\u{feff}中 ok", ""] {
+      assert_eq!(
+        utf8_to_utf16(text.as_bytes()),
+        Some(text.encode_utf16().collect::<Vec<_>>()),
+        "{text}"
+      );
     }
     // A cut character, a lone continuation byte, an overlong form, an encoded surrogate.
     for bad in [&b"\xe6\x97"[..], b"a\x80", b"\xc0\xaf", b"\xed\xa0\x80"] {
-      assert!(transcode_utf8(bad).is_none(), "{bad:?}");
+      assert!(utf8_to_utf16(bad).is_none(), "{bad:?}");
     }
   }
 }
