@@ -801,7 +801,8 @@ function encLongOneByte(s, len) {
     longStrHeader(b, h, len, hs);
     opos = h + hs + len;
   } else if (W.peerLatin1()) {
-    // An ext header is one byte longer than a str header for the same length (ext16 and ext32).
+    // An ext header is one byte longer than a str header for the same length (ext16 and ext32). Moving the copy
+    // costs less than writing the string again (1 MiB: 32 against 43 us for the whole encoding).
     b.copyWithin(h + hs + 1, h + hs, h + hs + len);
     extHeader(EXT.LATIN1, len);
     opos += len;
