@@ -527,10 +527,7 @@ impl NativeChannel {
   /// until it has arrived (the encoder writes such strings as `STRING16` or UTF-8 meanwhile).
   #[napi(getter)]
   pub fn peer_takes_latin1(&self) -> Option<bool> {
-    let s = self.state.borrow();
-    s.splitter
-      .handshake_done()
-      .then(|| s.splitter.peer_takes_latin1())
+    self.state.borrow().splitter.peer_takes_latin1()
   }
 
   /// Whether a Buffer given to `writeOwned` is still being written from.

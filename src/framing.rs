@@ -236,14 +236,9 @@ impl Splitter {
     self.peer.shared
   }
 
-  /// Whether the peer's handshake, once read, said it takes one-byte strings (ext `LATIN1`).
-  pub fn peer_takes_latin1(&self) -> bool {
-    self.peer.latin1
-  }
-
-  /// Whether the peer's handshake has been read.
-  pub fn handshake_done(&self) -> bool {
-    self.handshake_done
+  /// Whether the peer's handshake said it takes one-byte strings (ext `LATIN1`); None until it has been read.
+  pub fn peer_takes_latin1(&self) -> Option<bool> {
+    self.handshake_done.then_some(self.peer.latin1)
   }
 
   /// Scans `buf`, which starts at a frame boundary.
@@ -394,12 +389,13 @@ mod tests {
   fn the_handshake_says_what_the_peer_takes() {
     // Ours takes one-byte strings; shared memory where this platform has it.
     let mut s = Splitter::new(Serialization::Advanced, 100);
-    assert!(
-      !s.peer_takes_latin1() && !s.handshake_done(),
+    assert_eq!(
+      s.peer_takes_latin1(),
+      None,
       "nothing is known before the handshake"
     );
     s.scan(&hello_frame(Serialization::Advanced)).unwrap();
-    assert!(s.peer_takes_latin1() && s.handshake_done());
+    assert_eq!(s.peer_takes_latin1(), Some(true));
     assert_eq!(s.peer_shares(), crate::shared::SUPPORTED);
     // A peer that names neither key takes neither, and other keys are ignored.
     #[derive(Serialize)]
@@ -416,7 +412,10 @@ mod tests {
     .unwrap();
     let mut s = Splitter::new(Serialization::Advanced, 100);
     s.scan(&frame(1, &plain)).unwrap();
-    assert_eq!((s.peer_shares(), s.peer_takes_latin1()), (false, false));
+    assert_eq!(
+      (s.peer_shares(), s.peer_takes_latin1()),
+      (false, Some(false))
+    );
   }
 
   #[test]
