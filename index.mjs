@@ -1,14 +1,55 @@
-// ESM entry point: the same object as the CommonJS one (lib/api.js).
+// ESM entry point: the same object as the CommonJS one (lib/api.js). It is also the preload of a child whose
+// script is an ES module (lib/parent.js passes `--import` of this file, on a Node that has
+// process.getBuiltinModule): the script's own `import` of native-ipc then finds this module in the ES module
+// loader's map, where a separate preload file made Node resolve, read and compile one module more per child.
 //
-// In a child that native-ipc's fork() started, the preload (lib/load.js) has loaded it already and left it
-// under a registered symbol, keyed by the path of this very file: taking it from there needs neither
-// node:module nor Node's CommonJS loader, ~1M instructions of the child's start-up. Anywhere else (or on a
-// Node 20 older than 20.11, without import.meta.filename), index.js is loaded with require(), not `import`:
-// importing a CommonJS file from ESM runs Node's export lexer over it (and, on first use, starts that lexer),
-// ~3 ms of a start-up.
+// lib/load.js is run here exactly as `--require` would run it, and registered in require.cache, so that a later
+// require() of native-ipc gets this very instance. Why not Node's require(): the first use of Node's CommonJS
+// loader compiles the part of it that resolves, reads and wraps a file (39 functions; 1.6 ms of a child's CPU
+// here), which a process whose entry is an ES module would never run otherwise.
+const PRELOADED = Symbol.for('native-ipc.preloaded');
+
+/** lib/load.js's exports: the instance in require.cache, or one run now and registered there. */
+const loadJs = () => {
+  const Module = process.getBuiltinModule('node:module');
+  const dirname = `${import.meta.dirname}/lib`;
+  const filename = `${dirname}/load.js`;
+  const cached = Module._cache[filename];
+  if (cached !== undefined) {
+    return cached.exports;
+  }
+  const {readFileSync} = process.getBuiltinModule('node:fs');
+  const {Script} = process.getBuiltinModule('node:vm');
+  const module = new Module(filename);
+  module.filename = filename;
+  Module._cache[filename] = module;
+  // load.js asks its require() for Node's built-in modules, and for a file only where the addon is not next to
+  // the package (lib/native.js then finds it); Node's own require() is made for that case alone.
+  let fileRequire;
+  const require = (id) => process.getBuiltinModule(id) ?? (fileRequire ??= Module.createRequire(filename))(id);
+  require.cache = Module._cache;
+  // Node's CommonJS wrapper, on the first line so that line numbers in stack traces stay right.
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(filename, 'utf8')}\n});`;
+  try {
+    new Script(wrapped, {filename}).runInThisContext().call(module.exports, module.exports, require, module, filename, dirname);
+  } catch (error) {
+    delete Module._cache[filename];
+    throw error;
+  }
+  module.loaded = true;
+  return module.exports;
+};
+
+// In a child that a `--require lib/load.js` preload started (on a Node without process.getBuiltinModule), the
+// preload left the API under a registered symbol, keyed by the path of this very file: taking it from there needs
+// neither node:module nor Node's CommonJS loader. On a Node 20 older than 20.11 (without import.meta.filename),
+// index.js is loaded with require(), not `import`: importing a CommonJS file from ESM runs Node's export lexer
+// over it (and, on first use, starts that lexer), ~3 ms of a start-up.
 const nativeIpc =
-  globalThis[Symbol.for('native-ipc.preloaded')]?.get(import.meta.filename) ??
-  (await import('node:module')).createRequire(import.meta.url)('./index.js');
+  globalThis[PRELOADED]?.get(import.meta.filename) ??
+  (typeof process.getBuiltinModule === 'function'
+    ? loadJs().load('api.js')
+    : (await import('node:module')).createRequire(import.meta.url)('./index.js'));
 
 export const {fork, spawn, sendMessage, getOneMessage, getEachMessage, getCancelSignal, channel} = nativeIpc;
 export default nativeIpc;

@@ -1,4 +1,4 @@
-// fork() loads native-ipc into the child before its script: with `--import lib/preload.mjs` when the script is an
+// fork() loads native-ipc into the child before its script: with `--import` of its index.mjs when the script is an
 // ES module (.mjs, or .js under "type": "module") and the child runs this Node, with `--require lib/load.js`
 // otherwise. Real children in a temporary directory answer over the channel; the flags they were started with
 // are the subprocess's spawnargs (the preload takes them out of the child's process.execArgv).
@@ -14,7 +14,7 @@ import {fork} from './helpers.mjs';
 const INDEX_MJS = new URL('../index.mjs', import.meta.url).href;
 const INDEX_JS = fileURLToPath(new URL('../index.js', import.meta.url));
 const LOAD_JS = fileURLToPath(new URL('../lib/load.js', import.meta.url));
-const IMPORT = ['--import', new URL('../lib/preload.mjs', import.meta.url).href];
+const IMPORT = ['--import', new URL('../index.mjs', import.meta.url).href];
 const REQUIRE = ['--require', LOAD_JS];
 
 const work = mkdtempSync(path.join(tmpdir(), 'native-ipc-preload-'));

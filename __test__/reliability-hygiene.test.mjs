@@ -27,7 +27,7 @@ test("a child's own fork() passes its Node flags on, but native-ipc's preload on
   // The fixture, an ES module, is preloaded with `--import`, the CommonJS probe with `--require` (see
   // preload.test.mjs); the preload takes its flags out of process.execArgv, so that neither passes them on.
   const flags = ['--no-warnings'];
-  assert.deepEqual(subprocess.spawnargs.slice(1, -1), [...flags, '--import', new URL('../lib/preload.mjs', import.meta.url).href]);
+  assert.deepEqual(subprocess.spawnargs.slice(1, -1), [...flags, '--import', new URL('../index.mjs', import.meta.url).href]);
   assert.deepEqual(report, {
     own: flags,
     withIpc: {started: [...flags, '--require', fileURLToPath(new URL('../lib/load.js', import.meta.url))], seen: flags},

@@ -7,8 +7,12 @@ import {isDeepStrictEqual} from 'node:util';
 import {fileURLToPath} from 'node:url';
 import {readFileSync} from 'node:fs';
 import {execFileSync} from 'node:child_process';
+import {createRequire} from 'node:module';
 import {fork, spawn, fixture, settle} from './helpers.mjs';
-import codec from '../lib/codec.js';
+
+// The codec instance the channel uses, through native-ipc's loader (an `import` of lib/codec.js would be a
+// module Node's ES module loader registers before it runs it, which the loader would then find still empty).
+const codec = createRequire(import.meta.url)('../lib/load.js').load('codec.js');
 
 const echo = async (subprocess, value) => {
   const [reply] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(value)]);

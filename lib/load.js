@@ -181,17 +181,20 @@ const load = (name) => {
   return module.exports;
 };
 
-/** lib/preload.mjs as a file URL, once asked for. */
+/** The package's index.mjs, the preload of an ES module child. */
+const INDEX_MJS = path.join(__dirname, '..', 'index.mjs');
+/** INDEX_MJS as a file URL, once asked for. */
 var preloadUrl;
 /**
  * The flags with which fork() (lib/parent.js) has a child run this file before its script: `--require` it, or
- * `--import` lib/preload.mjs, which runs it (for an ES module script).
+ * `--import` the package's index.mjs, which runs it (for an ES module script, which then imports that module
+ * already loaded).
  */
 const preloadFlags = (esm) => {
   if (!esm) {
     return ['--require', __filename];
   }
-  preloadUrl ??= require('node:url').pathToFileURL(path.join(__dirname, 'preload.mjs')).href;
+  preloadUrl ??= require('node:url').pathToFileURL(INDEX_MJS).href;
   return ['--import', preloadUrl];
 };
 /**
@@ -208,7 +211,7 @@ const isOwnPreload = (flag, value) => {
     return false;
   }
   try {
-    return decodeURIComponent(value.slice(7)) === path.join(__dirname, 'preload.mjs');
+    return decodeURIComponent(value.slice(7)) === INDEX_MJS;
   } catch {
     // Not percent-encoded as a URL is.
     return false;
@@ -218,7 +221,7 @@ const isOwnPreload = (flag, value) => {
 module.exports = {load, binding, directAddon, outcomes, scripts, cacheFile, preloadFlags, isOwnPreload};
 
 // This file is also the preload of every child that native-ipc's fork() starts (`--require`, or through
-// preload.mjs with `--import`, before the user's script): the channel end is adopted at once, so the descriptor
+// index.mjs with `--import`, before the user's script): the channel end is adopted at once, so the descriptor
 // and the environment variable never leak into a grandchild, even when the script spawns one before it first
 // uses the channel. (A separate CommonJS preload file was one more module for Node to resolve, read and
 // compile in every child.) A process that has the variable without the preload (spawn() of a Node script)
@@ -234,11 +237,12 @@ if (mainContext && process.env.NATIVE_IPC_CHANNEL !== undefined) {
       argv.splice(i, 2);
     }
   }
-  // The public API, for index.mjs (see there): keyed by that file's path, so that another copy of native-ipc
-  // in this process loads its own. Not enumerable; it holds only what require('native-ipc') returns anyway.
+  // The public API, for index.mjs where Node has no process.getBuiltinModule (see there): keyed by that file's
+  // path, so that another copy of native-ipc in this process loads its own. Not enumerable; it holds only what
+  // require('native-ipc') returns anyway.
   const KEY = Symbol.for('native-ipc.preloaded');
   if (!Object.hasOwn(globalThis, KEY)) {
     Object.defineProperty(globalThis, KEY, {value: new Map()});
   }
-  globalThis[KEY].set(path.join(__dirname, '..', 'index.mjs'), load('api.js'));
+  globalThis[KEY].set(INDEX_MJS, load('api.js'));
 }

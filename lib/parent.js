@@ -22,8 +22,8 @@ const {nodeSend} = require('./node-style.js');
 const {reviveHandle, dropHandle} = require('./handles.js');
 
 // Every child that fork() starts loads lib/load.js before the user's script runs, and adopts the channel there
-// (see the end of load.js): with `--require`, or through lib/preload.mjs with `--import` when the script is an
-// ES module (see there).
+// (see the end of load.js): with `--require`, or through the package's index.mjs with `--import` when the script
+// is an ES module (see there).
 const {preloadFlags: ownPreloadFlags, isOwnPreload} = require('./load.js');
 const OWN_OPTIONS = [
   'ipc',
@@ -205,7 +205,7 @@ const isModuleScope = (directory) => {
 };
 
 /**
- * How a child loads the preload: `--import` (lib/preload.mjs) when its script is an ES module and it runs this
+ * How a child loads the preload: `--import` (index.mjs) when its script is an ES module and it runs this
  * very Node (which has process.getBuiltinModule, from 20.16), `--require` otherwise. Either works for any
  * script; the choice only saves a child work.
  */
