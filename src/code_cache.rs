@@ -2,10 +2,11 @@
 //! at build time). It is read here rather than with Node's `fs`: a child that starts then runs none of `fs`'s
 //! JavaScript, which Node compiles on first use (~2M instructions of every child's start-up).
 //!
-//! Layout, all integers u32 little-endian: the 8 bytes `NIPCCOD2`; the number of modules; per module the
-//! byte lengths of its name, its source and its code, then the name; then per module, in the same order,
-//! its source, zero bytes up to the next multiple of 8 from the file's start, and its code. A file that does
-//! not follow it exactly is not used. (The code is aligned because V8 copies cached code that does not start
+//! Layout, all integers u32 little-endian: the 8 bytes `NIPCCOD3`; the number of modules; per module the
+//! byte lengths of its name, its wrapped source and its code, then the name; then per module, in the same
+//! order, its source inside Node's CommonJS wrapper (`WRAP_START`, the file, `WRAP_END`: V8 compiles it from
+//! these very bytes, see `load_module_code`), zero bytes up to the next multiple of 8 from the file's start, and
+//! its code. A file that does not follow it exactly is not used. (The code is aligned because V8 copies cached code that does not start
 //! at a multiple of 8 before reading it, and the file is mapped, see `map`: aligned, V8 reads it in place.)
 
 use std::fs;
@@ -19,9 +20,9 @@ use napi::bindgen_prelude::{Buffer, Object, ToNapiValue, Unknown};
 use napi::{sys, Env};
 use napi_derive::napi;
 
-use crate::strings::owned_latin1_string;
+use crate::strings::{owned_latin1_string, static_latin1_string};
 
-const MAGIC: &[u8; 8] = b"NIPCCOD2";
+const MAGIC: &[u8; 8] = b"NIPCCOD3";
 /// Where each module's code starts: at a multiple of this from the start of the file.
 const CODE_ALIGN: usize = 8;
 
@@ -34,8 +35,16 @@ const fn padding(at: usize) -> usize {
 #[derive(Debug, PartialEq)]
 struct Entry {
   name: String,
+  /// The module file's bytes, inside its wrapper.
   source: Range<usize>,
   code: Range<usize>,
+}
+
+impl Entry {
+  /// The source with its wrapper around it.
+  fn wrapped(&self) -> Range<usize> {
+    self.source.start - WRAP_START.len()..self.source.end + WRAP_END.len()
+  }
 }
 
 /// Reads a cache file front to back.
@@ -70,11 +79,14 @@ fn parse(bytes: &[u8]) -> Option<Vec<Entry>> {
     headers.push((name, source, code));
   }
   let mut entries = Vec::with_capacity(headers.len());
-  for (name, source, code) in headers {
-    let source_start = cursor.at;
-    cursor.take(source)?;
-    let source_end = cursor.at;
-    cursor.take(padding(source_end))?;
+  for (name, wrapped, code) in headers {
+    let source_start = cursor.at + WRAP_START.len();
+    let wrapped = cursor.take(wrapped)?;
+    if !wrapped.starts_with(WRAP_START) || !wrapped[WRAP_START.len()..].ends_with(WRAP_END) {
+      return None;
+    }
+    let source_end = cursor.at - WRAP_END.len();
+    cursor.take(padding(cursor.at))?;
     let code_start = cursor.at;
     cursor.take(code)?;
     entries.push(Entry {
@@ -93,12 +105,14 @@ fn build<'a>(modules: impl Iterator<Item = (&'a str, &'a [u8], &'a [u8])> + Clon
   push(&mut out, modules.clone().count());
   for (name, source, code) in modules.clone() {
     push(&mut out, name.len());
-    push(&mut out, source.len());
+    push(&mut out, WRAP_START.len() + source.len() + WRAP_END.len());
     push(&mut out, code.len());
     out.extend_from_slice(name.as_bytes());
   }
   for (_, source, code) in modules {
+    out.extend_from_slice(WRAP_START);
     out.extend_from_slice(source);
+    out.extend_from_slice(WRAP_END);
     out.resize(out.len() + padding(out.len()), 0);
     out.extend_from_slice(code);
   }
@@ -183,15 +197,16 @@ fn static_buffer<'env>(env: &'env Env, bytes: &'static [u8]) -> napi::Result<Unk
 const WRAP_START: &[u8] = b"(function (exports, require, module, __filename, __dirname) { ";
 const WRAP_END: &[u8] = b"\n});";
 
-/// Reads `sourceFile` (the module `name`) and looks it up in `cacheFile`, which is read once per process,
-/// under its name or its absolute path (scripts/code-cache.js stores the path where V8 keeps the file name
-/// a cached code was compiled under, so that a package moved elsewhere compiles rather than naming files of
-/// its old place in stack traces). The code comes only when the cached source is byte for byte this one: V8
-/// would accept code made for any source of the same length.
+/// Looks `sourceFile` (the module `name`) up in `cacheFile`, which is read once per process, under its name or
+/// its absolute path (scripts/code-cache.js stores the path where V8 keeps the file name a cached code was
+/// compiled under, so that a package moved elsewhere compiles rather than naming files of its old place in
+/// stack traces). The code comes only when the file holds byte for byte the cached source: V8 would accept code
+/// made for any source of the same length.
 ///
 /// Returns `{source, code}`: the source already inside Node's CommonJS wrapper, and the code (a Buffer) if
-/// any. An ASCII source (native-ipc's own modules are) becomes an external string over bytes this addon
-/// keeps, rather than a string on V8's heap. Joining the wrapper to a heap string in JS made V8 allocate each
+/// any. The source is the cache file's own copy when the code comes (the module file is then compared, never
+/// copied), the file read into the wrapper otherwise. An ASCII source (native-ipc's own modules are) becomes an
+/// external string over those bytes, rather than a string on V8's heap. Joining the wrapper to a heap string in JS made V8 allocate each
 /// source twice in the young generation (the string, then the flat copy it compiles), ~290 KB for a child:
 /// a child's start-up filled 967 KB of the 1 MB that a fresh V8 collects at, and a script that allocated a
 /// little more before its first message paid for a collection of everything the start-up left live.
@@ -202,16 +217,6 @@ pub fn load_module_code<'env>(
   source_file: String,
   name: String,
 ) -> napi::Result<Object<'env>> {
-  // Read straight into the wrapper, so that the source is copied once, into the string V8 keeps.
-  let mut wrapped = WRAP_START.to_vec();
-  fs::File::open(&source_file)
-    .and_then(|mut file| file.read_to_end(&mut wrapped))
-    .map_err(|error| {
-      napi::Error::from_reason(format!(
-        "native-ipc cannot read its module {source_file}: {error}"
-      ))
-    })?;
-  let bytes = &wrapped[WRAP_START.len()..];
   let mut loaded = LOADED
     .lock()
     .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -222,33 +227,100 @@ pub fn load_module_code<'env>(
       .and_then(|file| Some((file, parse(file)?)));
     *loaded = Some((cache_file, file));
   }
-  let code: Option<&'static [u8]> = loaded.as_ref().and_then(|(_, file)| {
+  let cached: Option<(&'static [u8], &'static [u8])> = loaded.as_ref().and_then(|(_, file)| {
     let (file, entries) = file.as_ref()?;
     let entry = entries
       .iter()
       .find(|entry| entry.name == name || entry.name == source_file)?;
-    (file[entry.source.clone()] == *bytes).then(|| &file[entry.code.clone()])
+    holds(&source_file, &file[entry.source.clone()])
+      .then(|| (&file[entry.wrapped()], &file[entry.code.clone()]))
   });
   drop(loaded);
-  wrapped.extend_from_slice(WRAP_END);
-  let source = if wrapped.is_ascii() {
-    owned_latin1_string(env, wrapped).map_err(|error| {
-      napi::Error::from_reason(format!(
-        "native-ipc cannot load its module {source_file}: {}",
-        error.reason
-      ))
-    })?
-  } else {
-    let text = String::from_utf8_lossy(&wrapped).into_owned();
-    // SAFETY: a string made on the current env.
-    unsafe { Unknown::from_raw_unchecked(env.raw(), String::to_napi_value(env.raw(), text)?) }
+  let cannot_load = |error: napi::Error| {
+    napi::Error::from_reason(format!(
+      "native-ipc cannot load its module {source_file}: {}",
+      error.reason
+    ))
   };
   let mut result = Object::new(env)?;
-  result.set("source", source)?;
-  if let Some(code) = code {
-    result.set("code", static_buffer(env, code)?)?;
+  match cached {
+    Some((wrapped, code)) => {
+      let source = if wrapped.is_ascii() {
+        static_latin1_string(env, wrapped).map_err(cannot_load)?
+      } else {
+        utf8_string(env, wrapped)?
+      };
+      result.set("source", source)?;
+      result.set("code", static_buffer(env, code)?)?;
+    }
+    None => {
+      // Read straight into the wrapper, so that the source is copied once, into the string V8 keeps.
+      let mut wrapped = WRAP_START.to_vec();
+      fs::File::open(&source_file)
+        .and_then(|mut file| file.read_to_end(&mut wrapped))
+        .map_err(|error| {
+          napi::Error::from_reason(format!(
+            "native-ipc cannot read its module {source_file}: {error}"
+          ))
+        })?;
+      wrapped.extend_from_slice(WRAP_END);
+      let source = if wrapped.is_ascii() {
+        owned_latin1_string(env, wrapped).map_err(cannot_load)?
+      } else {
+        utf8_string(env, &wrapped)?
+      };
+      result.set("source", source)?;
+    }
   }
   Ok(result)
+}
+
+/// A string of UTF-8 `bytes` on V8's heap, any invalid sequence replaced.
+fn utf8_string<'env>(env: &'env Env, bytes: &[u8]) -> napi::Result<Unknown<'env>> {
+  let text = String::from_utf8_lossy(bytes).into_owned();
+  // SAFETY: a string made on the current env.
+  Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), String::to_napi_value(env.raw(), text)?) })
+}
+
+/// Files from this size on are compared mapped (see `holds`).
+const MAP_TO_COMPARE: usize = 32 * 1024;
+
+/// Whether the file `path` holds exactly `expected`. A large one is compared where it lies in the page cache,
+/// mapped for the comparison: reading it copied it into fresh memory, whose page faults made the check of
+/// codec.js (132 KB) cost ~130 us of every child's start. A small one is read, which costs less than a mapping.
+fn holds(path: &str, expected: &[u8]) -> bool {
+  let Ok(mut file) = fs::File::open(path) else {
+    return false;
+  };
+  if file.metadata().map(|meta| meta.len()).ok() != u64::try_from(expected.len()).ok() {
+    return false;
+  }
+  if expected.len() < MAP_TO_COMPARE {
+    let mut bytes = Vec::with_capacity(expected.len());
+    return file.read_to_end(&mut bytes).is_ok() && bytes == expected;
+  }
+  // SAFETY: a new private read-only mapping of the whole file, unmapped below; nothing else sees it.
+  let at = unsafe {
+    libc::mmap(
+      ptr::null_mut(),
+      expected.len(),
+      libc::PROT_READ,
+      libc::MAP_PRIVATE | POPULATE,
+      file.as_raw_fd(),
+      0,
+    )
+  };
+  if at == libc::MAP_FAILED {
+    // A file system that cannot map files: read it.
+    return fs::read(path).is_ok_and(|bytes| bytes == expected);
+  }
+  // SAFETY: the mapping holds `expected.len()` bytes until the munmap. A file cut shorter meanwhile would fault
+  // (SIGBUS) as it would for any reader of a mapped file; native-ipc's own modules are not rewritten in place
+  // while a process starts.
+  let same = unsafe { std::slice::from_raw_parts(at.cast::<u8>(), expected.len()) } == expected;
+  // SAFETY: the mapping made above, no longer used.
+  unsafe { libc::munmap(at, expected.len()) };
+  same
 }
 
 /// A text file's contents, or null when it cannot be read: lib/load.js compares the versions in the
@@ -331,15 +403,66 @@ mod tests {
   }
 
   #[test]
+  fn each_source_lies_inside_its_wrapper() {
+    let bytes = sample();
+    for entry in parse(&bytes).unwrap() {
+      let wrapped = &bytes[entry.wrapped()];
+      let source = &bytes[entry.source.clone()];
+      assert_eq!(
+        wrapped,
+        [WRAP_START, source, WRAP_END].concat(),
+        "{}",
+        entry.name
+      );
+    }
+  }
+
+  #[test]
   fn every_code_starts_at_a_multiple_of_8_after_zero_bytes() {
     let bytes = sample();
     for entry in parse(&bytes).unwrap() {
+      let wrapped = entry.wrapped();
       assert_eq!(entry.code.start % CODE_ALIGN, 0, "{}", entry.name);
-      assert!(entry.code.start - entry.source.end < CODE_ALIGN);
-      assert!(bytes[entry.source.end..entry.code.start]
-        .iter()
-        .all(|&b| b == 0));
+      assert!(entry.code.start - wrapped.end < CODE_ALIGN);
+      assert!(bytes[wrapped.end..entry.code.start].iter().all(|&b| b == 0));
     }
+  }
+
+  #[test]
+  fn a_source_without_its_wrapper_is_refused() {
+    let bytes = sample();
+    let entry = &parse(&bytes).unwrap()[0];
+    for at in [entry.wrapped().start, entry.wrapped().end - 1] {
+      let mut broken = bytes.clone();
+      broken[at] ^= 1;
+      assert_eq!(parse(&broken), None, "byte {at} changed");
+    }
+  }
+
+  #[test]
+  fn a_module_file_holds_its_cached_source_only_byte_for_byte() {
+    let dir = std::env::temp_dir().join(format!("native-ipc-holds-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    fs::write(path("same.js"), "let a = 1;").unwrap();
+    fs::write(path("empty.js"), "").unwrap();
+    assert!(holds(&path("same.js"), b"let a = 1;"));
+    assert!(holds(&path("empty.js"), b""));
+    // Same length, one byte else; longer; shorter; no file.
+    assert!(!holds(&path("same.js"), b"let a = 2;"));
+    assert!(!holds(&path("same.js"), b"let a = 1;\n"));
+    assert!(!holds(&path("same.js"), b"let a = 1"));
+    assert!(!holds(&path("empty.js"), b"x"));
+    assert!(!holds(&path("missing.js"), b""));
+    // A large file, compared mapped.
+    let mut large = vec![b'x'; MAP_TO_COMPARE * 3 + 5];
+    fs::write(path("large.js"), &large).unwrap();
+    assert!(holds(&path("large.js"), &large));
+    *large.last_mut().unwrap() = b'y';
+    assert!(!holds(&path("large.js"), &large));
+    large.pop();
+    assert!(!holds(&path("large.js"), &large));
+    fs::remove_dir_all(&dir).unwrap();
   }
 
   #[test]

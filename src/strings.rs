@@ -103,6 +103,44 @@ unsafe extern "C" fn free_owned(_env: sys::napi_env, _data: *mut c_void, hint: *
   drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
 }
 
+/// A string of the one-byte characters `bytes`, which live as long as the process (a mapped file): an external
+/// string where this Node makes them, a copy on V8's heap where it does not.
+pub(crate) fn static_latin1_string<'env>(
+  env: &'env Env,
+  bytes: &'static [u8],
+) -> napi::Result<Unknown<'env>> {
+  let raw_env = env.raw();
+  let length = bytes.len();
+  let mut result = ptr::null_mut();
+  // SAFETY: N-API calls on the current env; the bytes outlive the string, so no finalizer is needed, and nothing
+  // writes them.
+  unsafe {
+    let status = match creators().latin1 {
+      Some(create) => {
+        let mut copied = false;
+        create(
+          raw_env,
+          bytes.as_ptr().cast(),
+          length as isize,
+          None,
+          ptr::null_mut(),
+          &mut result,
+          &mut copied,
+        )
+      }
+      None => {
+        sys::napi_create_string_latin1(raw_env, bytes.as_ptr().cast(), length as isize, &mut result)
+      }
+    };
+    if status != sys::Status::napi_ok {
+      return Err(napi::Error::from_reason(format!(
+        "V8 refused a string of {length} bytes"
+      )));
+    }
+    Ok(Unknown::from_raw_unchecked(raw_env, result))
+  }
+}
+
 /// A string of the one-byte characters `bytes` (Latin-1, so ASCII reads the same), which it keeps: an external
 /// string where this Node makes them, a copy on V8's heap where it does not.
 pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unknown<'_>> {
