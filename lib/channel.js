@@ -5,7 +5,9 @@
 // Rust owns the socket, framing checks, the write queue and event-loop liveness; this file only decides
 // *when* JS wants the loop kept alive (`updateRef`).
 
-const addon = require('./native.js');
+// The addon as lib/load.js found it: loading lib/native.js, which would ask load.js for it anyway, was one module
+// more in every child's start.
+const addon = require('./load.js').binding();
 const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages, mapShared} = addon;
 const {reviveHandle, dropHandle} = require('./handles.js');
 const codec = require('./codec.js');

@@ -7,7 +7,7 @@
 // (a process that sends a net.Server has loaded it already).
 const loadNet = () => require('node:net');
 const {describe, fail} = require('./validate.js');
-const {closeFd} = require('./native.js');
+const {closeFd} = require('./load.js').binding();
 
 const HANDLE_SERVER = 1;
 const HANDLE_SOCKET = 2;

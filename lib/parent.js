@@ -9,7 +9,7 @@ const path = require('node:path');
 const {fileURLToPath} = require('node:url');
 const fs = require('node:fs');
 
-const {createSocketpair, closeFd} = require('./native.js');
+const {createSocketpair, closeFd} = require('./load.js').binding();
 const {Channel, DEFAULT_MAX_MESSAGE_SIZE} = require('./channel.js');
 const {ipcMethods} = require('./methods.js');
 const codec = require('./codec.js');

@@ -124,6 +124,9 @@ const parent = async (directory) => {
   }
   await done;
   await subprocess;
+  // lib/native.js finds the addon where lib/load.js does not (another platform package, a path in the
+  // environment); neither side loaded it here, so it is loaded to be cached too.
+  require('../lib/load.js').load('native.js');
   const parentCode = cachedCode();
   const files = [];
   const keepsFileName = cachedCodeKeepsItsFileName();
