@@ -164,7 +164,9 @@ const load = (name) => {
     return loaded.exports;
   }
   // The source comes inside Node's CommonJS wrapper (src/code_cache.rs).
-  const {source, code} = binding().loadModuleCode((ownCacheFile ??= cacheFile()), filename, name);
+  // NATIVE_IPC_NO_CODE_CACHE: every module compiled from source (scripts/code-cache.js, which writes the cache).
+  ownCacheFile ??= process.env.NATIVE_IPC_NO_CODE_CACHE === undefined ? cacheFile() : '';
+  const {source, code} = binding().loadModuleCode(ownCacheFile, filename, name);
   const script = new vm.Script(source, {filename, cachedData: code});
   outcomes[name] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   scripts.set(name, script);

@@ -13,12 +13,18 @@
 // That step never fails an install: without the addon (a source checkout before `npm run build`, which then
 // writes the cache itself) it does nothing, and if the exchange fails it says so in one line and leaves no
 // cache; children then compile native-ipc's modules as they start.
-// The code is what a real exchange compiled: this script forks itself as a child over native-ipc, sends it
-// messages of the usual kinds, which it echoes, and takes the child's cached code for its modules; for each
-// module, the side that compiled more of it (the larger cache) wins. V8 caches the bytecode of every function
+// The code is what a real exchange compiled: this script forks itself as a child over native-ipc, which sends
+// a first message and echoes the messages of the usual kinds it gets. V8 caches the bytecode of every function
 // that ran, not only the top level, so the first messages of a child that starts from the cache compile
-// nothing either. A failure leaves no cache and fails the build: the exchange it runs is the most basic use of
-// the channel.
+// nothing either. The child's code is taken early, after its first few messages (CACHED_AFTER), and serves
+// every module the child loaded, the parent's only the others (fork()'s side). Code taken after a longer
+// exchange holds functions that V8 had compiled with its baseline compiler (Sparkplug) by then, and a process
+// that starts from it spends more on their first calls than the cache saves: a child's first sendMessage()
+// took ~300 us with the cache taken after the whole exchange, ~155 with it taken early (Node's first
+// process.send() ~150). With Sparkplug off in both processes, the late cache cost nothing more. Both processes
+// here compile native-ipc's modules from source (NATIVE_IPC_NO_CODE_CACHE), so that nothing of an older cache
+// is carried over. A failure leaves no cache and fails the build: the exchange it runs is the most basic use
+// of the channel.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -34,20 +40,24 @@ const cachedCode = () => {
   return Object.fromEntries([...scripts].map(([name, script]) => [name, script.createCachedData()]));
 };
 
+// The usual kind of message first: the child's code is taken after CACHED_AFTER of them. (Taken after the
+// third, an array, the child's first sendMessage() took ~210 us instead of ~150; the more messages before it,
+// the more of the encoder's and decoder's functions V8 has compiled with Sparkplug.)
+const CACHED_AFTER = 2;
 const samples = () => [
   {type: 'job', id: 1, name: 'first'},
   {type: 'job', id: 2, name: 'second'},
+  [1, 'two', {three: 3}],
   'a string',
   'é'.repeat(100),
-  'x'.repeat(100_000),
   12345,
+  Buffer.from('bytes'),
+  'x'.repeat(100_000),
   -1.5,
   10n,
   true,
   null,
-  [1, 'two', {three: 3}],
   {nested: {list: [1, {deep: [null, false]}], date: new Date(0)}},
-  Buffer.from('bytes'),
   Buffer.alloc(200_000, 7),
   new Uint32Array([1, 2, 3]),
   new Map([['key', 1]]),
@@ -74,13 +84,20 @@ const cachedCodeKeepsItsFileName = () => {
 
 const child = async () => {
   const {sendMessage, getEachMessage} = require('../index.js');
+  // As a child usually starts: a first message, then others answered.
+  sendMessage({type: 'ready'});
+  let code;
+  let echoed = 0;
   for await (const message of getEachMessage()) {
     if (message !== null && typeof message === 'object' && message.k === 'done') {
       break;
     }
     sendMessage(message);
+    if (++echoed === CACHED_AFTER) {
+      code = cachedCode();
+    }
   }
-  await sendMessage(cachedCode());
+  await sendMessage(code ?? cachedCode());
 };
 
 const parent = async (directory) => {
@@ -103,6 +120,7 @@ const parent = async (directory) => {
       );
     }
   }
+  process.env.NATIVE_IPC_NO_CODE_CACHE = '1';
   const {binding, cacheFile} = require('../lib/load.js');
   if (INSTALL) {
     try {
@@ -113,6 +131,7 @@ const parent = async (directory) => {
   }
   const {fork} = require('../index.js');
   const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
+  await subprocess.getOneMessage();
   for (const message of samples()) {
     await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
   }
@@ -133,7 +152,7 @@ const parent = async (directory) => {
   for (const name of new Set([...Object.keys(parentCode), ...Object.keys(childCode)])) {
     const a = parentCode[name];
     const b = childCode[name];
-    const data = a === undefined || (b !== undefined && b.length > a.length) ? b : a;
+    const data = b ?? a;
     if (sources.has(name)) {
       const key = keepsFileName ? path.join(libDir, name) : name;
       files.push({name: key, source: sources.get(name), code: Buffer.from(data)});
