@@ -9,6 +9,28 @@
 // here), which a process whose entry is an ES module would never run otherwise.
 const PRELOADED = Symbol.for('native-ipc.preloaded');
 
+/**
+ * The addon where lib/load.js looks for it first, next to the package on glibc Linux, loaded and registered in
+ * require.cache as load.js registers it (load.js then takes it from there); undefined where it is not there, and
+ * load.js looks further.
+ */
+const addonNextToPackage = (Module) => {
+  if (process.platform !== 'linux' || process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+    return undefined;
+  }
+  const filename = `${import.meta.dirname}/native-ipc.linux-${process.arch}-gnu.node`;
+  const module = new Module(filename);
+  module.filename = filename;
+  try {
+    process.dlopen(module, filename);
+  } catch {
+    return undefined;
+  }
+  module.loaded = true;
+  Module._cache[filename] = module;
+  return module.exports;
+};
+
 /** lib/load.js's exports: the instance in require.cache, or one run now and registered there. */
 const loadJs = () => {
   const Module = process.getBuiltinModule('node:module');
@@ -18,8 +40,24 @@ const loadJs = () => {
   if (cached !== undefined) {
     return cached.exports;
   }
-  const {readFileSync} = process.getBuiltinModule('node:fs');
   const {Script} = process.getBuiltinModule('node:vm');
+  // load.js comes from V8's code cache as the modules it loads do (see there), through the addon where it lies
+  // next to the package: reading it with Node's fs (its first use in a process, ~90 us) and compiling it (~145
+  // us) was most of what this file cost a child. The cache file is named as cacheFile() in load.js names it.
+  const addon = addonNextToPackage(Module);
+  let source;
+  let code;
+  if (addon === undefined) {
+    // Node's CommonJS wrapper, on the first line so that line numbers in stack traces stay right.
+    const text = process.getBuiltinModule('node:fs').readFileSync(filename, 'utf8');
+    source = `(function (exports, require, module, __filename, __dirname) { ${text}\n});`;
+  } else {
+    const cacheFile =
+      process.env.NATIVE_IPC_NO_CODE_CACHE === undefined
+        ? `${import.meta.dirname}/code-cache/node-${process.version}-v8-${process.versions.v8}-${process.arch}.bin`
+        : '';
+    ({source, code} = addon.loadModuleCode(cacheFile, filename, 'load.js'));
+  }
   const module = new Module(filename);
   module.filename = filename;
   Module._cache[filename] = module;
@@ -28,15 +66,17 @@ const loadJs = () => {
   let fileRequire;
   const require = (id) => process.getBuiltinModule(id) ?? (fileRequire ??= Module.createRequire(filename))(id);
   require.cache = Module._cache;
-  // Node's CommonJS wrapper, on the first line so that line numbers in stack traces stay right.
-  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(filename, 'utf8')}\n});`;
+  const script = new Script(source, {filename, cachedData: code});
   try {
-    new Script(wrapped, {filename}).runInThisContext().call(module.exports, module.exports, require, module, filename, dirname);
+    script.runInThisContext().call(module.exports, module.exports, require, module, filename, dirname);
   } catch (error) {
     delete Module._cache[filename];
     throw error;
   }
   module.loaded = true;
+  // For the cache writer (scripts/code-cache.js), and the tests, as load.js records the modules it loads.
+  module.exports.scripts.set('load.js', script);
+  module.exports.outcomes['load.js'] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   return module.exports;
 };
 

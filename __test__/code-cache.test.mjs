@@ -217,6 +217,7 @@ await sendMessage({
   indexJsLoaded,
   sameAsRequire: nativeIpc === require('./index.js') && sendMessage === nativeIpc.sendMessage,
   copyIsOwn: copy !== nativeIpc && copy.sendMessage !== nativeIpc.sendMessage,
+  loadJs: require('./lib/load.js').outcomes['load.js'],
 });
 `,
   );
@@ -230,7 +231,37 @@ console.log(JSON.stringify(report));
 `,
   );
   const report = JSON.parse(await run([path.join(pristine, 'esm-parent.mjs'), new URL(`file://${other}/index.mjs`).href]));
-  assert.deepEqual(report, {indexJsLoaded: false, sameAsRequire: true, copyIsOwn: true});
+  // index.mjs, the preload, ran lib/load.js from the cache as well (the addon lies next to the package).
+  assert.deepEqual(report, {indexJsLoaded: false, sameAsRequire: true, copyIsOwn: true, loadJs: 'cached'});
+});
+
+test('an ESM child whose lib/load.js was edited after the cache was written runs the new source', async () => {
+  const dir = await copyPackage();
+  const file = path.join(dir, 'lib', 'load.js');
+  const before = readFileSync(file, 'utf8');
+  // The same length: V8 alone would take code cached for the old source.
+  const after = before.replace("outcomes['native.js'] = 'required';", "outcomes['native.js'] = 'REQUIRED';");
+  assert.notEqual(after, before);
+  writeFileSync(file, after);
+  writeFileSync(
+    path.join(dir, 'edited-child.mjs'),
+    `import {createRequire} from 'node:module';
+import {getOneMessage, sendMessage} from './index.mjs';
+const {outcomes} = createRequire(import.meta.url)('./lib/load.js');
+await sendMessage({echo: await getOneMessage(), loadJs: outcomes['load.js'], codec: outcomes['codec.js']});
+`,
+  );
+  writeFileSync(
+    path.join(dir, 'edited-parent.mjs'),
+    `import {fork} from './index.mjs';
+const subprocess = fork(new URL('edited-child.mjs', import.meta.url));
+const [report] = await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage([1, 'two'])]);
+await subprocess;
+console.log(JSON.stringify(report));
+`,
+  );
+  const report = JSON.parse(await run([path.join(dir, 'edited-parent.mjs')]));
+  assert.deepEqual(report, {echo: [1, 'two'], loadJs: 'compiled', codec: 'cached'});
 });
 
 test("the package's postinstall step (--install) does nothing without the addon, and never fails an install", async () => {

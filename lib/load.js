@@ -58,8 +58,15 @@ const scripts = new Map();
 var ownCacheFile;
 /** undefined: not tried yet; null: not there. */
 var direct;
-/** The module of the addon file `filename`, loaded as require() would load it (not registered), or undefined. */
+/**
+ * The module of the addon file `filename`: the one in require.cache (index.mjs loads the addon next to the
+ * package before this file), or one loaded as require() would load it (not registered), or undefined.
+ */
 const dlopen = (filename) => {
+  const registered = require.cache[filename];
+  if (registered !== undefined) {
+    return registered;
+  }
   const module = new Module(filename);
   module.filename = filename;
   try {

@@ -13,8 +13,8 @@
 // That step never fails an install: without the addon (a source checkout before `npm run build`, which then
 // writes the cache itself) it does nothing, and if the exchange fails it says so in one line and leaves no
 // cache; children then compile native-ipc's modules as they start.
-// The code is what a real exchange compiled: this script forks itself as a child over native-ipc, which sends
-// a first message and echoes the messages of the usual kinds it gets. V8 caches the bytecode of every function
+// The code is what a real exchange compiled: this script forks scripts/code-cache-child.mjs over native-ipc,
+// which sends a first message and echoes the messages of the usual kinds it gets. V8 caches the bytecode of every function
 // that ran, not only the top level, so the first messages of a child that starts from the cache compile
 // nothing either. The child's code is taken early, after its first few messages (CACHED_AFTER), and serves
 // every module the child loaded, the parent's only the others (fork()'s side). Code taken after a longer
@@ -29,7 +29,6 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const CHILD = '--code-cache-child';
 const INSTALL = process.argv[2] === '--install';
 // The exchange takes well under a second; a build must never wait forever on it, an install even less.
 const TIME_LIMIT_MS = INSTALL ? 20_000 : 60_000;
@@ -82,24 +81,6 @@ const cachedCodeKeepsItsFileName = () => {
   return !second.cachedDataRejected && second.runInThisContext().includes('first.js');
 };
 
-const child = async () => {
-  const {sendMessage, getEachMessage} = require('../index.js');
-  // As a child usually starts: a first message, then others answered.
-  sendMessage({type: 'ready'});
-  let code;
-  let echoed = 0;
-  for await (const message of getEachMessage()) {
-    if (message !== null && typeof message === 'object' && message.k === 'done') {
-      break;
-    }
-    sendMessage(message);
-    if (++echoed === CACHED_AFTER) {
-      code = cachedCode();
-    }
-  }
-  await sendMessage(code ?? cachedCode());
-};
-
 const parent = async (directory) => {
   // The sources are read before anything is compiled: a file edited while this runs then differs from the
   // source stored with its code, and is compiled at load rather than served stale code.
@@ -130,7 +111,10 @@ const parent = async (directory) => {
     }
   }
   const {fork} = require('../index.js');
-  const subprocess = fork(__filename, [CHILD], {buffer: false, timeout: TIME_LIMIT_MS});
+  const subprocess = fork(path.join(__dirname, 'code-cache-child.mjs'), [String(CACHED_AFTER)], {
+    buffer: false,
+    timeout: TIME_LIMIT_MS,
+  });
   await subprocess.getOneMessage();
   for (const message of samples()) {
     await Promise.all([subprocess.getOneMessage(), subprocess.sendMessage(message)]);
@@ -172,22 +156,15 @@ const parent = async (directory) => {
   );
 };
 
-if (process.argv[2] === CHILD) {
-  child().catch((error) => {
-    console.error(error);
-    process.exit(1);
-  });
-} else {
-  // A build fails without its cache; an install goes on without it (see the top of this file).
-  const failure = INSTALL ? 0 : 1;
-  const limit = setTimeout(() => {
-    console.error(`code cache not written: the exchange did not end within ${TIME_LIMIT_MS / 1000} s`);
-    process.exit(failure);
-  }, TIME_LIMIT_MS + 5_000);
-  limit.unref();
-  const directory = INSTALL ? undefined : process.argv[2];
-  parent(path.resolve(directory ?? path.join(__dirname, '..', 'code-cache'))).catch((error) => {
-    console.error(`code cache not written: ${INSTALL ? error.message : error.stack}`);
-    process.exitCode = failure;
-  });
-}
+// A build fails without its cache; an install goes on without it (see the top of this file).
+const failure = INSTALL ? 0 : 1;
+const limit = setTimeout(() => {
+  console.error(`code cache not written: the exchange did not end within ${TIME_LIMIT_MS / 1000} s`);
+  process.exit(failure);
+}, TIME_LIMIT_MS + 5_000);
+limit.unref();
+const directory = INSTALL ? undefined : process.argv[2];
+parent(path.resolve(directory ?? path.join(__dirname, '..', 'code-cache'))).catch((error) => {
+  console.error(`code cache not written: ${INSTALL ? error.message : error.stack}`);
+  process.exitCode = failure;
+});
