@@ -9,16 +9,8 @@
 // here), which a process whose entry is an ES module would never run otherwise.
 const PRELOADED = Symbol.for('native-ipc.preloaded');
 
-/**
- * The addon where lib/load.js looks for it first, next to the package on glibc Linux, loaded and registered in
- * require.cache as load.js registers it (load.js then takes it from there); undefined where it is not there, and
- * load.js looks further.
- */
-const addonNextToPackage = (Module) => {
-  if (process.platform !== 'linux' || process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
-    return undefined;
-  }
-  const filename = `${import.meta.dirname}/native-ipc.linux-${process.arch}-gnu.node`;
+/** The module of the addon file `filename`, loaded as require() would load it (not registered), or undefined. */
+const dlopen = (Module, filename) => {
   const module = new Module(filename);
   module.filename = filename;
   try {
@@ -27,7 +19,40 @@ const addonNextToPackage = (Module) => {
     return undefined;
   }
   module.loaded = true;
-  Module._cache[filename] = module;
+  return module;
+};
+
+/**
+ * The addon where directAddon() in lib/load.js finds it, by the same rule (the two must stay alike): next to the
+ * package, or in the glibc platform package installed beside it when that package is of this very version.
+ * Loaded and registered in require.cache as load.js registers it, so that load.js takes it from there.
+ * Undefined elsewhere; load.js then looks for it as it always does.
+ */
+const directAddon = (Module) => {
+  if (process.platform !== 'linux' || process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+    return undefined;
+  }
+  const packageDir = import.meta.dirname;
+  const file = `native-ipc.linux-${process.arch}-gnu.node`;
+  let module = dlopen(Module, `${packageDir}/${file}`);
+  if (module === undefined) {
+    const platformDir = `${packageDir.slice(0, packageDir.lastIndexOf('/'))}/native-ipc-linux-${process.arch}-gnu`;
+    module = dlopen(Module, `${platformDir}/${file}`);
+    const versionIn = (dir) => {
+      try {
+        return JSON.parse(module.exports.readTextFile(`${dir}/package.json`)).version;
+      } catch {
+        return undefined;
+      }
+    };
+    if (module !== undefined && (versionIn(platformDir) === undefined || versionIn(platformDir) !== versionIn(packageDir))) {
+      return undefined;
+    }
+  }
+  if (module === undefined) {
+    return undefined;
+  }
+  Module._cache[module.filename] = module;
   return module.exports;
 };
 
@@ -41,10 +66,10 @@ const loadJs = () => {
     return cached.exports;
   }
   const {Script} = process.getBuiltinModule('node:vm');
-  // load.js comes from V8's code cache as the modules it loads do (see there), through the addon where it lies
-  // next to the package: reading it with Node's fs (its first use in a process, ~90 us) and compiling it (~145
-  // us) was most of what this file cost a child. The cache file is named as cacheFile() in load.js names it.
-  const addon = addonNextToPackage(Module);
+  // load.js comes from V8's code cache as the modules it loads do (see there), through the addon: reading it
+  // with Node's fs (its first use in a process, ~90 us) and compiling it (~145 us) was most of what this file
+  // cost a child. The cache file is named as cacheFile() in load.js names it.
+  const addon = directAddon(Module);
   let source;
   let code;
   if (addon === undefined) {

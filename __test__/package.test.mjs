@@ -147,9 +147,13 @@ test("the install wrote native-ipc's code cache for this Node and this directory
   await writeFile(
     path.join(project, 'cache-parent.mjs'),
     `import {fork} from 'native-ipc';
-const child = fork(new URL('cache-child.cjs', import.meta.url));
-console.log(JSON.stringify(await child.getOneMessage()));
-await child;
+const reports = [];
+for (const file of ['cache-child.cjs', 'cache-child.mjs']) {
+  const child = fork(new URL(file, import.meta.url));
+  reports.push(await child.getOneMessage());
+  await child;
+}
+console.log(JSON.stringify(reports));
 `,
   );
   await writeFile(
@@ -164,8 +168,22 @@ const loader = Object.values(require.cache).find((module) => module.filename.end
 })();
 `,
   );
+  // An ES module child: its preload, native-ipc's index.mjs, finds the addon in the platform package too, and
+  // runs lib/load.js from the cache.
+  await writeFile(
+    path.join(project, 'cache-child.mjs'),
+    `import {createRequire} from 'node:module';
+import {sendMessage} from 'native-ipc';
+const {cache} = createRequire(import.meta.url);
+const loader = Object.values(cache).find((module) => module.filename.endsWith('/lib/load.js'));
+await sendMessage({outcomes: loader.exports.outcomes, addons: Object.keys(cache).filter((file) => file.endsWith('.node'))});
+`,
+  );
   const {stdout} = await run(process.execPath, ['cache-parent.mjs'], {cwd: project});
-  const report = JSON.parse(stdout);
+  const [report, esmReport] = JSON.parse(stdout);
+  assert.equal(esmReport.outcomes['load.js'], 'cached', JSON.stringify(esmReport.outcomes));
+  assert.deepEqual(Object.entries(esmReport.outcomes).filter(([, outcome]) => outcome !== 'cached'), []);
+  assert.deepEqual(esmReport.addons, [path.join(project, 'node_modules', PLATFORM_PACKAGE, `native-ipc.${PLATFORM}.node`)]);
   const outcomes = Object.entries(report.outcomes);
   assert.ok(outcomes.length >= 7, JSON.stringify(report.outcomes));
   // lib/load.js finds the addon in the platform package itself, so lib/native.js is not even loaded.
@@ -188,6 +206,15 @@ test("a platform package of another version never takes the direct path: napi-rs
     );
     assert.match(failure.message, /cannot load its native addon/);
     assert.match(failure.message, /version mismatch, expected [^ ]+ but got 0\.0\.1-other/);
+    // The same through \`import\`, where native-ipc's index.mjs looks for the addon first, by the same rule.
+    const esmFailure = await run(process.execPath, ['--input-type=module', '-e', "await import('native-ipc')"], {
+      cwd: project,
+      env: {...cleanEnv, NAPI_RS_ENFORCE_VERSION_CHECK: '1'},
+    }).then(
+      () => assert.fail('native-ipc imported a platform package of another version'),
+      (error) => error,
+    );
+    assert.match(esmFailure.message, /version mismatch, expected [^ ]+ but got 0\.0\.1-other/);
     // napi-rs's default is to load it anyway; native-ipc then goes through that loader.
     const {stdout} = await run(process.execPath, ['-e', "console.log(typeof require('native-ipc').fork)"], {cwd: project});
     assert.equal(stdout.trim(), 'function');
