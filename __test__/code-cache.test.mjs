@@ -84,8 +84,9 @@ test('a child loads every native-ipc module from the cache that the build step w
     assert.equal(report.outcomes[name], 'cached', name);
   }
   // The addon lies next to the package: lib/load.js loads it, and lib/native.js (the loader for anywhere else)
-  // is never needed.
+  // is never needed; nor, in a child that never gets a handle, lib/handles.js.
   assert.equal(report.outcomes['native.js'], undefined);
+  assert.equal(report.outcomes['handles.js'], undefined);
   assert.deepEqual(
     Object.entries(report.outcomes).filter(([, outcome]) => outcome !== 'cached'),
     [],

@@ -9,7 +9,9 @@
 // more in every child's start.
 const addon = require('./load.js').binding();
 const {openChannel, closeFd, externalString, hasExternalStrings, adviseHugePages, mapShared} = addon;
-const {reviveHandle, dropHandle} = require('./handles.js');
+// handles.js is loaded when a message first brings a handle: most processes never see one, and every module
+// loaded at start is part of every child's start.
+const handles = () => require('./handles.js');
 const codec = require('./codec.js');
 const errors = require('./errors.js');
 
@@ -900,19 +902,19 @@ class Channel {
         }
         if (!listening) {
           if (handle !== undefined) {
-            dropHandle(handle);
+            handles().dropHandle(handle);
           }
           continue;
         }
         let listenerError;
         if (this.emitterCount > 0) {
           try {
-            this.emitMessage(value, handle === undefined ? undefined : reviveHandle(handle));
+            this.emitMessage(value, handle === undefined ? undefined : handles().reviveHandle(handle));
           } catch (error) {
             listenerError = {error};
           }
         } else if (handle !== undefined) {
-          dropHandle(handle);
+          handles().dropHandle(handle);
         }
         const iterators = this.iterators;
         for (let i = 0; i < iterators.length; i++) {

@@ -3,7 +3,6 @@
 // execa's three IPC methods, the same on both sides: `prefix` is 'subprocess.' in the parent and '' in the
 // child; `getChannel(name)` returns the channel or throws the "not enabled" error for that method.
 
-const {MessageIterator} = require('./iterator.js');
 const errors = require('./errors.js');
 const {validateSendOptions, validateGetOneOptions, validateGetEachOptions} = require('./validate.js');
 
@@ -38,6 +37,9 @@ const ipcMethods = ({prefix, getChannel, onLoopEnd}) => {
     getEachMessage(options) {
       const {reference} = validateGetEachOptions(getEachName, options);
       const channel = open('getEachMessage', receivable);
+      // iterator.js is loaded at the first getEachMessage(): a child that sends its first message before it
+      // listens has that message on its way sooner.
+      const {MessageIterator} = require('./iterator.js');
       return new MessageIterator(channel, reference, onLoopEnd === undefined ? undefined : () => onLoopEnd(channel));
     },
   };

@@ -5,7 +5,8 @@
 // child `ref()`/`unref()`. It shares the channel's one queue and order with execa's methods.
 
 const {EventEmitter} = require('node:events');
-const {describeHandle, HANDLE_SOCKET} = require('./handles.js');
+// Loaded with the first handle sent (see channel.js).
+const handles = () => require('./handles.js');
 const errors = require('./errors.js');
 const {describe, fail} = require('./validate.js');
 
@@ -31,7 +32,7 @@ const parseSendArguments = (call, message, sendHandle, options, callback) => {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     throw fail(call, `its options must be an object, not ${describe(options)}.`);
   }
-  const handle = sendHandle === undefined || sendHandle === null ? undefined : describeHandle(call, sendHandle);
+  const handle = sendHandle === undefined || sendHandle === null ? undefined : handles().describeHandle(call, sendHandle);
   return {handle, keepOpen: options?.keepOpen === true, callback};
 };
 
@@ -54,7 +55,7 @@ const nodeSend = (call, channel, onError, message, sendHandle, options, callback
   written.then(
     () => {
       // As in Node, a sent socket now belongs to the other process unless `keepOpen` says otherwise.
-      if (parsed.handle?.type === HANDLE_SOCKET && !parsed.keepOpen) {
+      if (parsed.handle !== undefined && parsed.handle.type === handles().HANDLE_SOCKET && !parsed.keepOpen) {
         sendHandle.destroy();
       }
       parsed.callback?.(null);
