@@ -103,83 +103,92 @@ unsafe extern "C" fn free_owned(_env: sys::napi_env, _data: *mut c_void, hint: *
   drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
 }
 
-/// A string of the one-byte characters `bytes`, which live as long as the process (a mapped file): an external
-/// string where this Node makes them, a copy on V8's heap where it does not.
-pub(crate) fn static_latin1_string<'env>(
-  env: &'env Env,
-  bytes: &'static [u8],
-) -> napi::Result<Unknown<'env>> {
-  let raw_env = env.raw();
-  let length = bytes.len();
+/// The one-byte string (Latin-1, so ASCII reads the same) of the `length` bytes at `data`: an external string
+/// where this Node makes them, which V8 lets go of by calling `finalize` (if any) with `hint`, at once if it
+/// copied them after all; a copy on V8's heap where this Node makes no external strings. Also says whether V8
+/// took `hint` (its finalizer runs), which it never does when it refuses the string.
+///
+/// SAFETY: `data` holds `length` bytes that stay unchanged until `finalize` runs (for ever, without one).
+unsafe fn latin1_string(
+  raw_env: sys::napi_env,
+  data: *const u8,
+  length: usize,
+  finalize: Option<Finalize>,
+  hint: *mut c_void,
+) -> (napi::Result<sys::napi_value>, bool) {
   let mut result = ptr::null_mut();
-  // SAFETY: N-API calls on the current env; the bytes outlive the string, so no finalizer is needed, and nothing
-  // writes them.
-  unsafe {
-    let status = match creators().latin1 {
+  // SAFETY: N-API calls on the current env over bytes the caller vouches for.
+  let (status, taken) = unsafe {
+    match creators().latin1 {
       Some(create) => {
-        let mut copied = false;
-        create(
-          raw_env,
-          bytes.as_ptr().cast(),
-          length as isize,
-          None,
-          ptr::null_mut(),
-          &mut result,
-          &mut copied,
-        )
-      }
-      None => {
-        sys::napi_create_string_latin1(raw_env, bytes.as_ptr().cast(), length as isize, &mut result)
-      }
-    };
-    if status != sys::Status::napi_ok {
-      return Err(napi::Error::from_reason(format!(
-        "V8 refused a string of {length} bytes"
-      )));
-    }
-    Ok(Unknown::from_raw_unchecked(raw_env, result))
-  }
-}
-
-/// A string of the one-byte characters `bytes` (Latin-1, so ASCII reads the same), which it keeps: an external
-/// string where this Node makes them, a copy on V8's heap where it does not.
-pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unknown<'_>> {
-  let raw_env = env.raw();
-  let length = bytes.len();
-  let mut result = ptr::null_mut();
-  // SAFETY: N-API calls on the current env. The bytes are moved into a box that V8's finalizer frees: it runs
-  // when the string dies, or at once when the string was copied; when V8 refused the string, it never runs and
-  // the box is freed here.
-  unsafe {
-    let status = match creators().latin1 {
-      Some(create) => {
-        let data = bytes.as_ptr();
-        let owned = Box::into_raw(Box::new(bytes));
         let mut copied = false;
         let status = create(
           raw_env,
           data.cast(),
           length as isize,
-          Some(free_owned),
-          owned.cast(),
+          finalize,
+          hint,
           &mut result,
           &mut copied,
         );
-        if status != sys::Status::napi_ok {
-          drop(Box::from_raw(owned));
-        }
-        status
+        (status, status == sys::Status::napi_ok)
       }
-      None => {
-        sys::napi_create_string_latin1(raw_env, bytes.as_ptr().cast(), length as isize, &mut result)
-      }
-    };
-    if status != sys::Status::napi_ok {
-      return Err(napi::Error::from_reason(format!(
-        "V8 refused a string of {length} bytes"
-      )));
+      None => (
+        sys::napi_create_string_latin1(raw_env, data.cast(), length as isize, &mut result),
+        false,
+      ),
     }
-    Ok(Unknown::from_raw_unchecked(raw_env, result))
+  };
+  if status != sys::Status::napi_ok {
+    return (
+      Err(napi::Error::from_reason(format!(
+        "V8 refused a string of {length} bytes"
+      ))),
+      taken,
+    );
+  }
+  (Ok(result), taken)
+}
+
+/// A string of the one-byte characters `bytes`, which live as long as the process (a mapped file), without a
+/// copy where this Node allows it.
+pub(crate) fn static_latin1_string<'env>(
+  env: &'env Env,
+  bytes: &'static [u8],
+) -> napi::Result<Unknown<'env>> {
+  // SAFETY: the bytes outlive the string and nothing writes them, so no finalizer is needed; the value is made on
+  // the current env.
+  unsafe {
+    let (result, _) = latin1_string(
+      env.raw(),
+      bytes.as_ptr(),
+      bytes.len(),
+      None,
+      ptr::null_mut(),
+    );
+    Ok(Unknown::from_raw_unchecked(env.raw(), result?))
+  }
+}
+
+/// A string of the one-byte characters `bytes`, which it keeps, without a copy where this Node allows it.
+pub(crate) fn owned_latin1_string(env: &Env, bytes: Vec<u8>) -> napi::Result<Unknown<'_>> {
+  let length = bytes.len();
+  let owned = Box::into_raw(Box::new(bytes));
+  // SAFETY: the bytes live in a box that V8's finalizer frees once V8 took it (when the string dies, or at once
+  // when it copied them); a box V8 did not take (a copy made without one, a string refused) is freed here, after
+  // the call. The value is made on the current env.
+  unsafe {
+    let (result, taken) = latin1_string(
+      env.raw(),
+      (*owned).as_ptr(),
+      length,
+      Some(free_owned),
+      owned.cast(),
+    );
+    if !taken {
+      drop(Box::from_raw(owned));
+    }
+    Ok(Unknown::from_raw_unchecked(env.raw(), result?))
   }
 }
 
