@@ -38,6 +38,9 @@ const directAddon = (Module) => {
   if (module === undefined) {
     const platformDir = `${packageDir.slice(0, packageDir.lastIndexOf('/'))}/native-ipc-linux-${process.arch}-gnu`;
     module = dlopen(Module, `${platformDir}/${file}`);
+    if (module === undefined) {
+      return undefined;
+    }
     const versionIn = (dir) => {
       try {
         return JSON.parse(module.exports.readTextFile(`${dir}/package.json`)).version;
@@ -45,12 +48,10 @@ const directAddon = (Module) => {
         return undefined;
       }
     };
-    if (module !== undefined && (versionIn(platformDir) === undefined || versionIn(platformDir) !== versionIn(packageDir))) {
+    const version = versionIn(platformDir);
+    if (version === undefined || version !== versionIn(packageDir)) {
       return undefined;
     }
-  }
-  if (module === undefined) {
-    return undefined;
   }
   Module._cache[module.filename] = module;
   return module.exports;
@@ -86,8 +87,8 @@ const loadJs = () => {
   const module = new Module(filename);
   module.filename = filename;
   Module._cache[filename] = module;
-  // load.js asks its require() for Node's built-in modules, and for a file only where the addon is not next to
-  // the package (lib/native.js then finds it); Node's own require() is made for that case alone.
+  // load.js asks its require() for Node's built-in modules, and for a file only where directAddon() found no
+  // addon (lib/native.js then looks for it); Node's own require() is made for that case alone.
   let fileRequire;
   const require = (id) => process.getBuiltinModule(id) ?? (fileRequire ??= Module.createRequire(filename))(id);
   require.cache = Module._cache;
@@ -101,7 +102,8 @@ const loadJs = () => {
   module.loaded = true;
   // For the cache writer (scripts/code-cache.js), and the tests, as load.js records the modules it loads.
   module.exports.scripts.set('load.js', script);
-  module.exports.outcomes['load.js'] = code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
+  module.exports.outcomes['load.js'] =
+    code === undefined ? 'compiled' : script.cachedDataRejected ? 'rejected' : 'cached';
   return module.exports;
 };
 

@@ -54,13 +54,14 @@ const outcomes = {};
 /** name -> vm.Script, for the cache writer. */
 const scripts = new Map();
 
-/** cacheFile() for this package. */
+/** cacheFile() for this package, or '' (none) under NATIVE_IPC_NO_CODE_CACHE. */
 var ownCacheFile;
 /** undefined: not tried yet; null: not there. */
 var direct;
 /**
- * The module of the addon file `filename`: the one in require.cache (index.mjs loads the addon next to the
- * package before this file), or one loaded as require() would load it (not registered), or undefined.
+ * The module of the addon file `filename`: the one in require.cache (index.mjs loads the addon, where
+ * directAddon() finds it, before it runs this file), or one loaded as require() would load it (not registered),
+ * or undefined.
  */
 const dlopen = (filename) => {
   const registered = require.cache[filename];

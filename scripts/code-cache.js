@@ -14,17 +14,17 @@
 // writes the cache itself) it does nothing, and if the exchange fails it says so in one line and leaves no
 // cache; children then compile native-ipc's modules as they start.
 // The code is what a real exchange compiled: this script forks scripts/code-cache-child.mjs over native-ipc,
-// which sends a first message and echoes the messages of the usual kinds it gets. V8 caches the bytecode of every function
-// that ran, not only the top level, so the first messages of a child that starts from the cache compile
-// nothing either. The child's code is taken early, after its first few messages (CACHED_AFTER), and serves
-// every module the child loaded, the parent's only the others (fork()'s side). Code taken after a longer
+// which sends a first message and echoes the messages of the usual kinds it gets. V8 caches the bytecode of
+// every function that ran, not only the top level, so the first messages of a child that starts from the cache
+// compile nothing either. The child's code is taken early, after its first few messages (CACHED_AFTER), and
+// serves every module the child loaded, the parent's only the others (fork()'s side). Code taken after a longer
 // exchange holds functions that V8 had compiled with its baseline compiler (Sparkplug) by then, and a process
-// that starts from it spends more on their first calls than the cache saves: a child's first sendMessage()
-// took ~300 us with the cache taken after the whole exchange, ~155 with it taken early (Node's first
+// that starts from it spends more on their first calls than the cache saves: a child's first sendMessage() took
+// ~300 us with the cache taken after the whole exchange, ~150-190 with it taken early (Node's first
 // process.send() ~150). With Sparkplug off in both processes, the late cache cost nothing more. Both processes
 // here compile native-ipc's modules from source (NATIVE_IPC_NO_CODE_CACHE), so that nothing of an older cache
-// is carried over. A failure leaves no cache and fails the build: the exchange it runs is the most basic use
-// of the channel.
+// is carried over. A failure leaves no cache and fails the build: the exchange it runs is the most basic use of
+// the channel.
 
 const fs = require('node:fs');
 const path = require('node:path');
