@@ -92,7 +92,9 @@ const versionIn = (reader, dir) => {
  * beside native-ipc (npm's node_modules, pnpm's store), where only the package of this very version counts, as
  * for lib/native.js. Resolving that package through Node's require() instead (lib/native.js) made an installed
  * child's first message come 6-8% later (two alternating runs of 101 forks). Undefined elsewhere, and for a
- * platform package of another version; lib/native.js and napi-rs's loader then decide.
+ * platform package of another version; lib/native.js and napi-rs's loader then decide. index.mjs applies this
+ * same rule, with its own copy of dlopen(), before this file exists (it then loads this file from the code cache
+ * through the addon); a change to the rule goes into both, and the package test covers both layouts.
  */
 const directAddon = () => {
   if (direct === undefined) {
